@@ -1,0 +1,39 @@
+//! Training throughput of the CPU backend: MLP 784-128-10, batch 64, the
+//! reference point later backends (tch) are compared with.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fedstake_client::trainer::{Architecture, CpuTrainer, SgdConfig, Trainer};
+use ndarray::{Array1, Array2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Uniform};
+
+const BATCH: usize = 64;
+
+fn mlp_784_128_10(c: &mut Criterion) {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let pixel = Uniform::new(0.0f32, 1.0).expect("valid range");
+    let features = Array2::from_shape_fn((BATCH, 784), |_| pixel.sample(&mut rng));
+    let labels = Array1::from_shape_fn(BATCH, |i| (i % 10) as u32);
+    let arch = Architecture::mlp(784, vec![128], 10).expect("valid architecture");
+    let sgd = SgdConfig {
+        learning_rate: 0.01,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+    };
+    let mut trainer = CpuTrainer::initialized(arch, sgd, 0).expect("valid trainer");
+
+    let mut group = c.benchmark_group("train_step");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("cpu/mlp-784-128-10/batch-64", |b| {
+        b.iter(|| {
+            trainer
+                .train_batch(features.view(), labels.view())
+                .expect("finite loss")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, mlp_784_128_10);
+criterion_main!(benches);

@@ -1,0 +1,61 @@
+//! From a task spec's `[model]` and `[training]` to a trainer's settings.
+
+use fedstake_protocol::spec::{ModelSpec, OptimizerSpec, TaskSpec};
+
+use super::{AdamConfig, Architecture, LocalTraining, Optimizer, SgdConfig, TrainError};
+
+/// The network the task trains. TorchScript models need the `torch` backend.
+pub fn architecture_for(spec: &TaskSpec) -> Result<Architecture, TrainError> {
+    let inputs = spec.data.features as usize;
+    let classes = spec.data.classes as usize;
+    match &spec.model {
+        ModelSpec::Logreg {} => Architecture::softmax_regression(inputs, classes),
+        ModelSpec::Mlp { hidden } => Architecture::mlp(
+            inputs,
+            hidden.iter().map(|&h| h as usize).collect(),
+            classes,
+        ),
+        ModelSpec::Torchscript { path, .. } => Err(TrainError::Config(format!(
+            "model.kind = \"torchscript\" ({path}) needs the torch backend; \
+             the CPU backend trains the built-in logreg and mlp models"
+        ))),
+    }
+}
+
+/// The task's optimizer (`[training]` and `[training.optimizer]`).
+pub fn optimizer_for(spec: &TaskSpec) -> Result<Optimizer, TrainError> {
+    let learning_rate = spec.training.learning_rate as f32;
+    let optimizer = match spec.training.optimizer {
+        OptimizerSpec::Sgd {
+            momentum,
+            weight_decay,
+        } => Optimizer::Sgd(SgdConfig {
+            learning_rate,
+            momentum: momentum as f32,
+            weight_decay: weight_decay as f32,
+        }),
+        OptimizerSpec::Adam {
+            beta1,
+            beta2,
+            epsilon,
+            weight_decay,
+        } => Optimizer::Adam(AdamConfig {
+            learning_rate,
+            beta1: beta1 as f32,
+            beta2: beta2 as f32,
+            epsilon: epsilon as f32,
+            weight_decay: weight_decay as f32,
+        }),
+    };
+    optimizer.validate()?;
+    Ok(optimizer)
+}
+
+/// The task's local epochs and batch size, shuffled with `seed`.
+pub fn schedule_for(spec: &TaskSpec, seed: u64) -> LocalTraining {
+    LocalTraining {
+        epochs: spec.training.epochs as usize,
+        batch_size: spec.training.batch_size as usize,
+        seed,
+    }
+}

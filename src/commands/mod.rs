@@ -1,0 +1,6 @@
+//! The subcommands' glue: read files and flags, call the library crates,
+//! print results. No protocol or training logic lives here.
+
+pub mod client;
+pub mod demo;
+pub mod task;

@@ -1,0 +1,94 @@
+//! The `fedstake` command: parses the command line and hands each subcommand
+//! to its implementation in [`commands`].
+
+mod commands;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use fedstake_client::data::DataSource;
+
+/// fedstake: federated learning with secure aggregation and on-chain rewards.
+#[derive(Debug, Parser)]
+#[command(name = "fedstake", version, about, long_about = None)]
+struct Cli {
+    /// Log output format (logs go to stderr; filter with RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a federated training task end to end in this process and print a
+    /// per-round table (today: synthetic non-IID clients, FedAvg, no network
+    /// or chain yet; see the README).
+    Demo(commands::demo::DemoArgs),
+    /// Work with task specs (the sponsor's task.toml).
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// What an organization runs on its own machine: local training on its
+    /// private data.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TaskCommand {
+    /// Parse and validate a task spec; print its summary and spec hash.
+    Validate {
+        /// The task spec (TOML).
+        spec: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Train the task's model on local data and write it as safetensors.
+    Train(commands::client::TrainArgs),
+    /// Evaluate a model (safetensors) on local data.
+    Evaluate {
+        /// The task spec (TOML).
+        #[arg(long)]
+        task: PathBuf,
+        /// The data: csv:PATH, idx:IMAGES,LABELS, npy:FEATURES,LABELS or
+        /// synthetic:EXAMPLES[,SEED].
+        #[arg(long)]
+        data: DataSource,
+        /// The model to evaluate (safetensors, the task's layout).
+        #[arg(long)]
+        model: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Demo(args) => commands::demo::run(&args),
+        Command::Task(TaskCommand::Validate { spec }) => commands::task::validate(&spec),
+        Command::Client(ClientCommand::Train(args)) => commands::client::train(&args),
+        Command::Client(ClientCommand::Evaluate { task, data, model }) => {
+            commands::client::evaluate(&task, &data, &model)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
