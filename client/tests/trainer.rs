@@ -1,4 +1,5 @@
 //! The CPU trainer: gradients, convergence, determinism and input checks.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use fedstake_client::data::{Dataset, SyntheticSpec, synthetic};
 use fedstake_client::trainer::{
