@@ -1,4 +1,5 @@
 //! Models through safetensors and their content hashes.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use fedstake_aggregation::{Model, ModelError, ModelLayout, TensorSpec};
 

@@ -81,7 +81,7 @@ fn idx_round_trip(gzip: bool) {
     assert_eq!(head.starts_with(&[0x1f, 0x8b]), gzip);
 
     let dataset = load_idx(&images_path, &labels_path, None).expect("load");
-    assert_eq!(dataset.features(), &images.mapv(|p| f32::from(p) / 255.0));
+    assert_eq!(dataset.features(), &images.mapv(f32::from));
     assert_eq!(dataset.labels().to_vec(), vec![0, 1, 2, 1, 0]);
     assert_eq!(dataset.classes(), 3);
     assert_eq!(dataset.dim(), 6);

@@ -2,7 +2,8 @@
 //!
 //! An IDX file is a big-endian header `00 00 <dtype> <ndims>` followed by
 //! `ndims` `u32` dimension sizes and the data. Image files hold `u8` pixels
-//! (`0x08`, scaled to `[0, 1]`) or big-endian `f32` values (`0x0D`, taken as
+//! (`0x08`, kept as their raw values 0..=255; the task spec's
+//! `data.feature_scale` rescales them) or big-endian `f32` values (`0x0D`, taken as
 //! is) with at least two dimensions (count, then pixels); label files hold one
 //! `u8` per example. Either file may be gzip-compressed, which is detected from
 //! its first bytes, not its name. Each file is read once, sequentially.
@@ -43,8 +44,8 @@ impl IdxHeader {
 
 /// Loads an image file and a label file in IDX format (plain or gzip).
 ///
-/// Pixels of type `u8` are scaled to `[0, 1]`; `f32` images are kept as they
-/// are. Each image is flattened to one feature row. With `classes` set, every
+/// Pixels of type `u8` keep their raw values (0..=255), like every other
+/// loader; `f32` images are kept as they are. Each image is flattened to one feature row. With `classes` set, every
 /// label must be below it; otherwise the class count is the largest label plus
 /// one.
 pub fn load_idx(
@@ -193,7 +194,7 @@ fn read_images(
     for _ in 0..examples {
         file.read_exact(&mut row, expected)?;
         if header.dtype == DTYPE_U8 {
-            features.extend(row.iter().map(|&pixel| f32::from(pixel) / 255.0));
+            features.extend(row.iter().map(|&pixel| f32::from(pixel)));
         } else {
             features.extend(
                 row.chunks_exact(4)

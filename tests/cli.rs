@@ -1,0 +1,145 @@
+//! The `fedstake` binary, run as a user runs it.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use fedstake_client::data::{SyntheticSpec, synthetic};
+
+fn fedstake(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fedstake")).args(args).output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
+}
+
+#[test]
+fn demo_prints_a_row_per_round_and_improves() {
+    let output = fedstake(&["demo", "--rounds", "3"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let accuracies: Vec<f64> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("round"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().last().unwrap().trim_end_matches('%').parse().unwrap())
+        .collect();
+    assert_eq!(accuracies.len(), 4, "{text}");
+    assert!(accuracies[3] > accuracies[0] + 20.0, "{text}");
+}
+
+#[test]
+fn task_validate_accepts_the_examples_and_names_the_bad_field() {
+    let output = fedstake(&["task", "validate", example("task-mnist-mlp.toml").to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("spec hash"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(example("task-demo.toml")).unwrap();
+    std::fs::write(&bad, text.replace("min = 8", "min = 9")).unwrap();
+    let output = fedstake(&["task", "validate", bad.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("bad.toml") && err.contains("cohort.min"), "{err}");
+}
+
+fn write_csv(path: &Path, features: usize, seed: u64) {
+    let data = synthetic(&SyntheticSpec {
+        classes: 4,
+        dim: features,
+        examples: 600,
+        separation: 4.0,
+        noise: 0.8,
+        seed,
+    })
+    .unwrap();
+    let mut text = String::new();
+    for (row, label) in data.features().rows().into_iter().zip(data.labels()) {
+        for v in row {
+            text.push_str(&format!("{v},"));
+        }
+        text.push_str(&format!("{label}\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn client_trains_on_csv_writes_the_model_and_evaluates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("train.csv");
+    write_csv(&csv, 20, 1);
+    let model = dir.path().join("model.safetensors");
+    let task = example("task-demo.toml");
+    let data = format!("csv:{}", csv.display());
+    let output = fedstake(&[
+        "client",
+        "train",
+        "--task",
+        task.to_str().unwrap(),
+        "--data",
+        &data,
+        "--out",
+        model.to_str().unwrap(),
+        "--epochs",
+        "5",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(model.exists());
+
+    let output = fedstake(&[
+        "client",
+        "evaluate",
+        "--task",
+        task.to_str().unwrap(),
+        "--data",
+        &data,
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let accuracy: f64 = text
+        .split("accuracy ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(accuracy > 90.0, "{text}");
+}
+
+#[test]
+fn client_refuses_data_that_does_not_fit_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("wide.csv");
+    write_csv(&csv, 21, 2);
+    let output = fedstake(&[
+        "client",
+        "train",
+        "--task",
+        example("task-demo.toml").to_str().unwrap(),
+        "--data",
+        &format!("csv:{}", csv.display()),
+        "--out",
+        dir.path().join("m.safetensors").to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("wide.csv") && err.contains("21 features"), "{err}");
+
+    let output = fedstake(&["client", "train", "--task", "x.toml", "--data", "parquet:x", "--out", "m"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("unknown data kind"), "{}", stderr(&output));
+}
