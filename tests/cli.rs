@@ -7,7 +7,10 @@ use std::process::{Command, Output};
 use fedstake_client::data::{SyntheticSpec, synthetic};
 
 fn fedstake(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fedstake")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_fedstake"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stdout(output: &Output) -> String {
@@ -19,7 +22,9 @@ fn stderr(output: &Output) -> String {
 }
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
 }
 
 #[test]
@@ -32,7 +37,14 @@ fn demo_prints_a_row_per_round_and_improves() {
         .skip_while(|l| !l.starts_with("round"))
         .skip(1)
         .take_while(|l| !l.is_empty())
-        .map(|l| l.split_whitespace().last().unwrap().trim_end_matches('%').parse().unwrap())
+        .map(|l| {
+            l.split_whitespace()
+                .last()
+                .unwrap()
+                .trim_end_matches('%')
+                .parse()
+                .unwrap()
+        })
         .collect();
     assert_eq!(accuracies.len(), 4, "{text}");
     assert!(accuracies[3] > accuracies[0] + 20.0, "{text}");
@@ -40,7 +52,11 @@ fn demo_prints_a_row_per_round_and_improves() {
 
 #[test]
 fn task_validate_accepts_the_examples_and_names_the_bad_field() {
-    let output = fedstake(&["task", "validate", example("task-mnist-mlp.toml").to_str().unwrap()]);
+    let output = fedstake(&[
+        "task",
+        "validate",
+        example("task-mnist-mlp.toml").to_str().unwrap(),
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("spec hash"));
 
@@ -51,7 +67,10 @@ fn task_validate_accepts_the_examples_and_names_the_bad_field() {
     let output = fedstake(&["task", "validate", bad.to_str().unwrap()]);
     assert!(!output.status.success());
     let err = stderr(&output);
-    assert!(err.contains("bad.toml") && err.contains("cohort.min"), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("cohort.min"),
+        "{err}"
+    );
 }
 
 fn write_csv(path: &Path, features: usize, seed: u64) {
@@ -137,9 +156,25 @@ fn client_refuses_data_that_does_not_fit_the_task() {
     ]);
     assert!(!output.status.success());
     let err = stderr(&output);
-    assert!(err.contains("wide.csv") && err.contains("21 features"), "{err}");
+    assert!(
+        err.contains("wide.csv") && err.contains("21 features"),
+        "{err}"
+    );
 
-    let output = fedstake(&["client", "train", "--task", "x.toml", "--data", "parquet:x", "--out", "m"]);
+    let output = fedstake(&[
+        "client",
+        "train",
+        "--task",
+        "x.toml",
+        "--data",
+        "parquet:x",
+        "--out",
+        "m",
+    ]);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("unknown data kind"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("unknown data kind"),
+        "{}",
+        stderr(&output)
+    );
 }
