@@ -4,13 +4,19 @@
 //! no clocks, no network. It owns
 //! - [`model`]: the layout of a model (ordered named tensors) and its parameters
 //!   as one flat `f32` vector, with safetensors encoding and a content hash;
-//! - [`fedavg`]: weighted federated averaging of update vectors, the baseline
-//!   aggregator the robust ones are measured against;
+//! - [`Aggregator`]: FedAvg and the robust rules (median, trimmed mean, Krum,
+//!   Multi-Krum, Bulyan, geometric median, centered clipping, norm bounding,
+//!   FLTrust, optionally over bucket means), each returning the aggregate and a
+//!   [`Verdict`] per input;
 //! - [`norm`]: norms and the L2 clipping every update goes through.
 
-pub mod fedavg;
+mod aggregator;
+mod error;
 pub mod model;
 pub mod norm;
+pub mod rules;
 
-pub use fedavg::{AggregationError, weighted_mean};
+pub use aggregator::{Aggregate, Aggregator, Reason, RoundContext, Rule, Verdict};
+pub use error::AggregationError;
 pub use model::{Model, ModelError, ModelLayout, TensorSpec};
+pub use rules::mean::weighted_mean;

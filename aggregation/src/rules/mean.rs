@@ -1,7 +1,10 @@
-//! Weighted federated averaging (FedAvg, McMahan et al. 2017).
+//! Weighted federated averaging (FedAvg, McMahan et al. 2017) and norm bounding.
 
 use ndarray::{Array1, ArrayView2};
 use rayon::prelude::*;
+
+use crate::norm::l2_norm;
+use crate::{Aggregate, AggregationError, Reason, RoundContext, Verdict};
 
 /// Coordinates per parallel task: large enough to amortize scheduling, small
 /// enough that the rows of one chunk stay in cache.
@@ -16,28 +19,9 @@ pub fn weighted_mean(
     updates: ArrayView2<f32>,
     weights: &[f32],
 ) -> Result<Array1<f32>, AggregationError> {
-    let (n, d) = updates.dim();
-    if n == 0 {
-        return Err(AggregationError::NoInputs);
-    }
-    if weights.len() != n {
-        return Err(AggregationError::WeightCount {
-            updates: n,
-            weights: weights.len(),
-        });
-    }
-    if let Some((input, &weight)) = weights
-        .iter()
-        .enumerate()
-        .find(|&(_, w)| !w.is_finite() || *w < 0.0)
-    {
-        return Err(AggregationError::InvalidWeight { input, weight });
-    }
-    check_finite(updates)?;
+    super::check_inputs(updates, weights, &RoundContext::default())?;
+    let d = updates.ncols();
     let total: f64 = weights.iter().map(|&w| f64::from(w)).sum();
-    if total == 0.0 {
-        return Err(AggregationError::ZeroTotalWeight);
-    }
     let scaled: Vec<f32> = weights
         .iter()
         .map(|&w| (f64::from(w) / total) as f32)
@@ -59,6 +43,60 @@ pub fn weighted_mean(
     Ok(mean)
 }
 
+/// FedAvg: the weighted mean of every input, each kept with its full weight.
+pub(crate) fn fedavg(
+    updates: ArrayView2<f32>,
+    weights: &[f32],
+) -> Result<Aggregate, AggregationError> {
+    Ok(Aggregate {
+        update: weighted_mean(updates, weights)?,
+        verdicts: vec![Verdict::KEPT; updates.nrows()],
+    })
+}
+
+/// Norm bounding (Sun et al. 2019): every input longer than `bound` is scaled
+/// to norm `bound` (its verdict weight is the scale), then the weighted mean.
+pub(crate) fn norm_bounding(
+    updates: ArrayView2<f32>,
+    weights: &[f32],
+    bound: f32,
+) -> Result<Aggregate, AggregationError> {
+    let verdicts: Vec<Verdict> = updates
+        .rows()
+        .into_iter()
+        .map(|row| {
+            let norm = row
+                .as_slice()
+                .map_or_else(|| row.dot(&row).sqrt() as f64, l2_norm);
+            if norm > f64::from(bound) {
+                let weight = (f64::from(bound) / norm) as f32;
+                Verdict {
+                    weight,
+                    reason: Reason::Clipped {
+                        norm: norm as f32,
+                        bound,
+                    },
+                }
+            } else {
+                Verdict::KEPT
+            }
+        })
+        .collect();
+    // Scaling input i by c_i is the same as scaling its weight by c_i and the
+    // normalizer by nothing: mean = sum w_i c_i u_i / sum w_i.
+    let scaled: Vec<f32> = weights
+        .iter()
+        .zip(&verdicts)
+        .map(|(w, v)| w * v.weight)
+        .collect();
+    let total: f64 = weights.iter().map(|&w| f64::from(w)).sum();
+    let scaled_total: f64 = scaled.iter().map(|&w| f64::from(w)).sum();
+    let mut update = weighted_mean(updates, &scaled)?;
+    let correction = (scaled_total / total) as f32;
+    update.mapv_inplace(|v| v * correction);
+    Ok(Aggregate { update, verdicts })
+}
+
 /// Fails on the first NaN or infinite value, naming its input and coordinate.
 pub fn check_finite(updates: ArrayView2<f32>) -> Result<(), AggregationError> {
     for (input, row) in updates.rows().into_iter().enumerate() {
@@ -67,41 +105,6 @@ pub fn check_finite(updates: ArrayView2<f32>) -> Result<(), AggregationError> {
         }
     }
     Ok(())
-}
-
-/// Why an aggregation could not be computed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum AggregationError {
-    /// No update was given.
-    #[error("cannot aggregate zero updates")]
-    NoInputs,
-    /// Weights and updates differ in number.
-    #[error("{updates} updates but {weights} weights")]
-    WeightCount {
-        /// Number of updates.
-        updates: usize,
-        /// Number of weights.
-        weights: usize,
-    },
-    /// A weight is negative, NaN or infinite.
-    #[error("weight {weight} of input {input} is not a finite non-negative number")]
-    InvalidWeight {
-        /// Index of the input.
-        input: usize,
-        /// The weight.
-        weight: f32,
-    },
-    /// All weights are zero.
-    #[error("all weights are zero")]
-    ZeroTotalWeight,
-    /// An update holds NaN or infinity.
-    #[error("input {input} has a non-finite value at coordinate {coordinate}")]
-    NonFinite {
-        /// Index of the input.
-        input: usize,
-        /// The first offending coordinate.
-        coordinate: usize,
-    },
 }
 
 #[cfg(test)]

@@ -1,0 +1,1 @@
+//! Payout and slashing policy (being written).
