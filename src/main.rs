@@ -38,6 +38,17 @@ enum Command {
     /// private data.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// The simulation lab: experiment grids of aggregators x attacks x data
+    /// partitions x seeds, run in process with the production code.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SimCommand {
+    /// Run an experiment grid; write rounds.csv, summary.json, report.md and
+    /// plots to a run folder.
+    Run(commands::sim::RunArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +86,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => commands::demo::run(&args),
         Command::Task(TaskCommand::Validate { spec }) => commands::task::validate(&spec),
         Command::Client(ClientCommand::Train(args)) => commands::client::train(&args),
+        Command::Sim(SimCommand::Run(args)) => commands::sim::run(&args),
         Command::Client(ClientCommand::Evaluate { task, data, model }) => {
             commands::client::evaluate(&task, &data, &model)
         }

@@ -159,10 +159,11 @@ pub enum Reason {
         /// The bound.
         bound: f32,
     },
-    /// Coordinate-wise rules: the input was trimmed (or away from the median)
-    /// in this fraction of coordinates.
+    /// Coordinate-wise rules: the input was trimmed (or, for the median,
+    /// outside the central half) in this fraction of coordinates.
     Trimmed {
-        /// Fraction of coordinates where the input was discarded.
+        /// Fraction of coordinates where the input was discarded; a value
+        /// tied with others at the cut counts for its share of it.
         fraction: f32,
     },
     /// Krum-style selection did not pick it.
@@ -176,9 +177,10 @@ pub enum Reason {
         /// The cosine; trust is `max(0, cosine)`.
         cosine: f32,
     },
-    /// Geometric median: the Weiszfeld weight relative to the mean weight.
+    /// Geometric median: the input's Weiszfeld weight at the final estimate
+    /// relative to the largest one (1 for the input closest to the median).
     Reweighted {
-        /// Relative weight.
+        /// Relative weight, in `(0, 1]`.
         factor: f32,
     },
 }

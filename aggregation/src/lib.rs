@@ -8,13 +8,16 @@
 //!   Multi-Krum, Bulyan, geometric median, centered clipping, norm bounding,
 //!   FLTrust, optionally over bucket means), each returning the aggregate and a
 //!   [`Verdict`] per input;
-//! - [`norm`]: norms and the L2 clipping every update goes through.
+//! - [`norm`]: norms and the L2 clipping every update goes through;
+//! - [`quality`]: trust, near-duplicate detection, scores and reputation.
 
 mod aggregator;
 mod error;
 pub mod model;
 pub mod norm;
+pub mod quality;
 pub mod rules;
+pub mod spec;
 
 pub use aggregator::{Aggregate, Aggregator, Reason, RoundContext, Rule, Verdict};
 pub use error::AggregationError;

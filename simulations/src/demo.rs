@@ -75,10 +75,10 @@ pub struct DemoReport {
 
 /// Runs the demo for `spec` (normally [`DEMO_TASK`]).
 pub fn run_demo(spec: &TaskSpec, options: &DemoOptions) -> Result<DemoReport, SimError> {
-    let architecture = architecture_for(spec)?;
+    let architecture = architecture_for(&spec.model, &spec.data)?;
     let settings = LocalSettings {
-        optimizer: optimizer_for(spec)?,
-        schedule: schedule_for(spec, options.seed),
+        optimizer: optimizer_for(&spec.training)?,
+        schedule: schedule_for(&spec.training, options.seed),
         clip_norm: spec.update.clip_norm as f32,
         max_examples: spec.training.max_examples as usize,
         architecture: architecture.clone(),

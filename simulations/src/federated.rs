@@ -119,10 +119,15 @@ impl Population {
     /// derived from `seed`, the round and the client, so rounds are
     /// reproducible whatever order clients run in.
     pub fn local_update(&self, index: usize, seed: u64) -> Result<ClientUpdate, SimError> {
-        let data = &self.clients[index];
+        self.train_update(&self.clients[index], seed ^ index as u64)
+    }
+
+    /// Trains on `data` from the global model and returns the clipped update
+    /// (`seed` is mixed with the round number).
+    pub fn train_update(&self, data: &Dataset, seed: u64) -> Result<ClientUpdate, SimError> {
         let mut trainer = self.trainer(self.global.clone())?;
         let schedule = LocalTraining {
-            seed: seed ^ ((self.round as u64) << 32) ^ index as u64,
+            seed: seed ^ ((self.round as u64) << 32),
             ..self.settings.schedule
         };
         let report = trainer.train(data, &schedule)?;
@@ -139,6 +144,30 @@ impl Population {
             norm_before_clip,
             train_loss: report.epoch_losses.last().copied().unwrap_or(f64::NAN),
         })
+    }
+
+    /// Adds `update` to the global model and advances the round counter.
+    pub fn apply(&mut self, update: &[f32]) {
+        self.global
+            .iter_mut()
+            .zip(update)
+            .for_each(|(g, a)| *g += a);
+        self.round += 1;
+    }
+
+    /// Rounds applied so far.
+    pub fn round(&self) -> usize {
+        self.round
+    }
+
+    /// The local training settings.
+    pub fn settings(&self) -> &LocalSettings {
+        &self.settings
+    }
+
+    /// The sponsor's validation set.
+    pub fn validation(&self) -> &Dataset {
+        &self.validation
     }
 
     /// One FedAvg round with every client: local training in parallel, the

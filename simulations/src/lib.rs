@@ -3,24 +3,32 @@
 //! Simulations run the production code — the client's trainers, the
 //! aggregation crate, later the secure-aggregation state machines and the
 //! reward policy — with every participant in one process and messages moved
-//! through memory, so what is measured here is what runs for real. Today it
-//! holds client data [`partition`]s, a federated [`federated::Population`]
-//! advanced round by round, and the [`demo`].
+//! through memory, so what is measured here is what runs for real. It holds
+//! client data [`partition`]s, [`attack`]s, a federated
+//! [`federated::Population`] advanced round by round, experiment grids
+//! ([`experiment`], [`runner`], [`scoring`], [`report`]) and the [`demo`].
 
+pub mod attack;
 pub mod demo;
+pub mod experiment;
 pub mod federated;
 pub mod partition;
+pub mod report;
+pub mod runner;
+pub mod scoring;
 
 use fedstake_aggregation::AggregationError;
+use fedstake_aggregation::quality::QualityError;
 use fedstake_client::data::DataError;
 use fedstake_client::trainer::TrainError;
 use fedstake_protocol::spec::SpecError;
+use fedstake_rewards::PolicyError;
 
 /// Why a simulation could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     /// Settings that cannot be simulated.
-    #[error("invalid simulation settings: {0}")]
+    #[error("{0}")]
     Config(String),
     /// The task spec is invalid.
     #[error(transparent)]
@@ -34,4 +42,10 @@ pub enum SimError {
     /// Aggregation failed.
     #[error(transparent)]
     Aggregation(#[from] AggregationError),
+    /// Contribution scoring failed.
+    #[error(transparent)]
+    Quality(#[from] QualityError),
+    /// The payout or slashing policy refused its inputs.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }

@@ -51,17 +51,21 @@ fn load_data(spec: &TaskSpec, source: &DataSource) -> anyhow::Result<Dataset> {
 /// Trains the task's model on local data.
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let spec = TaskSpec::load(&args.task)?;
-    let architecture = architecture_for(&spec)?;
+    let architecture = architecture_for(&spec.model, &spec.data)?;
     let data = load_data(&spec, &args.data)?;
     let (train, validation) = data.split(args.validation_fraction, args.seed)?;
     let mut trainer = match &args.init {
         Some(path) => {
             let model = Model::load(path, Some(&architecture.layout()))?;
-            CpuTrainer::new(architecture, optimizer_for(&spec)?, model.into_params())?
+            CpuTrainer::new(
+                architecture,
+                optimizer_for(&spec.training)?,
+                model.into_params(),
+            )?
         }
-        None => CpuTrainer::initialized(architecture, optimizer_for(&spec)?, args.seed)?,
+        None => CpuTrainer::initialized(architecture, optimizer_for(&spec.training)?, args.seed)?,
     };
-    let mut schedule = schedule_for(&spec, args.seed);
+    let mut schedule = schedule_for(&spec.training, args.seed);
     if let Some(epochs) = args.epochs {
         schedule.epochs = epochs;
     }
@@ -96,10 +100,14 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
 /// Evaluates a model on local data.
 pub fn evaluate(task: &Path, source: &DataSource, model_path: &Path) -> anyhow::Result<()> {
     let spec = TaskSpec::load(task)?;
-    let architecture = architecture_for(&spec)?;
+    let architecture = architecture_for(&spec.model, &spec.data)?;
     let model = Model::load(model_path, Some(&architecture.layout()))?;
     let data = load_data(&spec, source)?;
-    let trainer = CpuTrainer::new(architecture, optimizer_for(&spec)?, model.into_params())?;
+    let trainer = CpuTrainer::new(
+        architecture,
+        optimizer_for(&spec.training)?,
+        model.into_params(),
+    )?;
     let result = trainer.evaluate(&data)?;
     println!(
         "{} examples: loss {:.4}, accuracy {:.2}%",

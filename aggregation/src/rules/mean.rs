@@ -1,14 +1,9 @@
 //! Weighted federated averaging (FedAvg, McMahan et al. 2017) and norm bounding.
 
 use ndarray::{Array1, ArrayView2};
-use rayon::prelude::*;
 
-use crate::norm::l2_norm;
+use super::kernels::{Rows, first_non_finite, linear_combination, norms};
 use crate::{Aggregate, AggregationError, Reason, RoundContext, Verdict};
-
-/// Coordinates per parallel task: large enough to amortize scheduling, small
-/// enough that the rows of one chunk stay in cache.
-const CHUNK: usize = 16 * 1024;
 
 /// The weighted mean `sum_i w_i u_i / sum_i w_i` of the rows of `updates`
 /// (`n` updates of dimension `d`), parallel over coordinates.
@@ -20,27 +15,16 @@ pub fn weighted_mean(
     weights: &[f32],
 ) -> Result<Array1<f32>, AggregationError> {
     super::check_inputs(updates, weights, &RoundContext::default())?;
-    let d = updates.ncols();
     let total: f64 = weights.iter().map(|&w| f64::from(w)).sum();
     let scaled: Vec<f32> = weights
         .iter()
         .map(|&w| (f64::from(w) / total) as f32)
         .collect();
 
-    let mut mean = Array1::<f32>::zeros(d);
-    let out = mean.as_slice_mut().ok_or(AggregationError::NoInputs)?;
-    out.par_chunks_mut(CHUNK)
-        .enumerate()
-        .for_each(|(chunk, acc)| {
-            let start = chunk * CHUNK;
-            for (row, &w) in updates.rows().into_iter().zip(&scaled) {
-                let row = row.slice(ndarray::s![start..start + acc.len()]);
-                for (a, &u) in acc.iter_mut().zip(row.iter()) {
-                    *a += w * u;
-                }
-            }
-        });
-    Ok(mean)
+    Ok(Array1::from(linear_combination(
+        &Rows::new(updates),
+        &scaled,
+    )))
 }
 
 /// FedAvg: the weighted mean of every input, each kept with its full weight.
@@ -61,17 +45,20 @@ pub(crate) fn norm_bounding(
     weights: &[f32],
     bound: f32,
 ) -> Result<Aggregate, AggregationError> {
-    let verdicts: Vec<Verdict> = updates
-        .rows()
-        .into_iter()
-        .map(|row| {
-            let norm = row
-                .as_slice()
-                .map_or_else(|| row.dot(&row).sqrt() as f64, l2_norm);
-            if norm > f64::from(bound) {
-                let weight = (f64::from(bound) / norm) as f32;
+    let rows = Rows::new(updates);
+    let bound_f64 = f64::from(bound);
+    let norms = norms(&rows);
+    let scales: Vec<f64> = norms
+        .iter()
+        .map(|&norm| (bound_f64 / norm).min(1.0))
+        .collect();
+    let verdicts = norms
+        .iter()
+        .zip(&scales)
+        .map(|(&norm, &scale)| {
+            if scale < 1.0 {
                 Verdict {
-                    weight,
+                    weight: scale as f32,
                     reason: Reason::Clipped {
                         norm: norm as f32,
                         bound,
@@ -84,32 +71,34 @@ pub(crate) fn norm_bounding(
         .collect();
     // Scaling input i by c_i is the same as scaling its weight by c_i and the
     // normalizer by nothing: mean = sum w_i c_i u_i / sum w_i.
-    let scaled: Vec<f32> = weights
-        .iter()
-        .zip(&verdicts)
-        .map(|(w, v)| w * v.weight)
-        .collect();
     let total: f64 = weights.iter().map(|&w| f64::from(w)).sum();
-    let scaled_total: f64 = scaled.iter().map(|&w| f64::from(w)).sum();
-    let mut update = weighted_mean(updates, &scaled)?;
-    let correction = (scaled_total / total) as f32;
-    update.mapv_inplace(|v| v * correction);
-    Ok(Aggregate { update, verdicts })
+    let coefficients: Vec<f32> = weights
+        .iter()
+        .zip(&scales)
+        .map(|(&w, c)| (f64::from(w) * c / total) as f32)
+        .collect();
+    Ok(Aggregate {
+        update: Array1::from(linear_combination(&rows, &coefficients)),
+        verdicts,
+    })
 }
 
 /// Fails on the first NaN or infinite value, naming its input and coordinate.
 pub fn check_finite(updates: ArrayView2<f32>) -> Result<(), AggregationError> {
-    for (input, row) in updates.rows().into_iter().enumerate() {
-        if let Some(coordinate) = row.iter().position(|v| !v.is_finite()) {
-            return Err(AggregationError::NonFinite { input, coordinate });
-        }
+    let dim = updates.ncols();
+    match first_non_finite(Rows::new(updates).values()) {
+        Some(index) => Err(AggregationError::NonFinite {
+            input: index / dim,
+            coordinate: index % dim,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::kernels::CHUNK;
     use ndarray::array;
 
     #[test]

@@ -5,6 +5,7 @@ mod centered_clipping;
 mod coordinate;
 mod fltrust;
 mod geometric_median;
+mod kernels;
 mod krum;
 pub mod mean;
 

@@ -1,14 +1,15 @@
-//! From a task spec's `[model]` and `[training]` to a trainer's settings.
+//! From a task's `[model]`, `[data]` and `[training]` sections to a trainer's
+//! settings.
 
-use fedstake_protocol::spec::{ModelSpec, OptimizerSpec, TaskSpec};
+use fedstake_protocol::spec::{DataSpec, ModelSpec, OptimizerSpec, TrainingSpec};
 
 use super::{AdamConfig, Architecture, LocalTraining, Optimizer, SgdConfig, TrainError};
 
-/// The network the task trains. TorchScript models need the `torch` backend.
-pub fn architecture_for(spec: &TaskSpec) -> Result<Architecture, TrainError> {
-    let inputs = spec.data.features as usize;
-    let classes = spec.data.classes as usize;
-    match &spec.model {
+/// The network a task trains. TorchScript models need the `torch` backend.
+pub fn architecture_for(model: &ModelSpec, data: &DataSpec) -> Result<Architecture, TrainError> {
+    let inputs = data.features as usize;
+    let classes = data.classes as usize;
+    match model {
         ModelSpec::Logreg {} => Architecture::softmax_regression(inputs, classes),
         ModelSpec::Mlp { hidden } => Architecture::mlp(
             inputs,
@@ -22,10 +23,10 @@ pub fn architecture_for(spec: &TaskSpec) -> Result<Architecture, TrainError> {
     }
 }
 
-/// The task's optimizer (`[training]` and `[training.optimizer]`).
-pub fn optimizer_for(spec: &TaskSpec) -> Result<Optimizer, TrainError> {
-    let learning_rate = spec.training.learning_rate as f32;
-    let optimizer = match spec.training.optimizer {
+/// A task's optimizer (`[training]` and `[training.optimizer]`).
+pub fn optimizer_for(training: &TrainingSpec) -> Result<Optimizer, TrainError> {
+    let learning_rate = training.learning_rate as f32;
+    let optimizer = match training.optimizer {
         OptimizerSpec::Sgd {
             momentum,
             weight_decay,
@@ -51,11 +52,11 @@ pub fn optimizer_for(spec: &TaskSpec) -> Result<Optimizer, TrainError> {
     Ok(optimizer)
 }
 
-/// The task's local epochs and batch size, shuffled with `seed`.
-pub fn schedule_for(spec: &TaskSpec, seed: u64) -> LocalTraining {
+/// A task's local epochs and batch size, shuffled with `seed`.
+pub fn schedule_for(training: &TrainingSpec, seed: u64) -> LocalTraining {
     LocalTraining {
-        epochs: spec.training.epochs as usize,
-        batch_size: spec.training.batch_size as usize,
+        epochs: training.epochs as usize,
+        batch_size: training.batch_size as usize,
         seed,
     }
 }

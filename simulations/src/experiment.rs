@@ -1,0 +1,391 @@
+//! Experiment files: the grid `fedstake sim run experiment.toml` runs.
+//!
+//! An experiment fixes the data, the model, local training and the reward
+//! policy, and lists the values to sweep: aggregators (in the task spec's
+//! `[aggregation]` form), attacks, attacker fractions, data partitions and
+//! seeds. Every combination is one grid point, simulated for `rounds` rounds.
+
+use std::path::Path;
+
+use fedstake_protocol::spec::{
+    AggregationSpec, DataSpec, ModelSpec, SlashingSpec, TrainingSpec, parse_token_amount,
+};
+use serde::{Deserialize, Deserializer};
+
+use crate::SimError;
+use crate::attack::Attack;
+use crate::partition::Partition;
+
+/// Largest accepted experiment file, in bytes.
+const MAX_EXPERIMENT_BYTES: u64 = 1 << 20;
+
+/// An experiment grid.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Name, used in the report.
+    pub name: String,
+    /// Seeds; each grid point runs once per seed.
+    pub seeds: Vec<u64>,
+    /// Rounds per run.
+    pub rounds: u32,
+    /// Clients in the population.
+    pub clients: u32,
+    /// Clients drawn (uniformly) for each round's cohort.
+    pub clients_per_round: u32,
+    /// Fractions of the population that attack (rounded to whole clients).
+    pub attacker_fractions: Vec<f64>,
+    /// Where the data comes from.
+    pub data: DataConfig,
+    /// The model, as in a task spec's `[model]`.
+    pub model: ModelSpec,
+    /// Local training, as in a task spec's `[training]`.
+    pub training: TrainingSpec,
+    /// L2 bound of an update; honest clients clip to it and the coordinator
+    /// rejects (with slashing evidence) anything longer.
+    pub clip_norm: f64,
+    /// How the data is dealt to clients.
+    pub partitions: Vec<Partition>,
+    /// Aggregators, each as a task spec's `[aggregation]` table.
+    pub aggregators: Vec<AggregationSpec>,
+    /// Attacks (`{ kind = "none" }` for the attack-free baseline).
+    pub attacks: Vec<Attack>,
+    /// Scoring of contributions.
+    #[serde(default)]
+    pub scoring: ScoringConfig,
+    /// Reward budget and stakes.
+    pub rewards: RewardsConfig,
+    /// Slashing policy, as in a task spec's `[slashing]`.
+    pub slashing: SlashingSpec,
+    /// Label (as the report prints it) of the aggregator the experiment
+    /// recommends; the report checks it against the robustness goals.
+    #[serde(default)]
+    pub recommended: Option<String>,
+}
+
+/// The data of an experiment.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DataConfig {
+    /// Gaussian class clusters.
+    Synthetic {
+        /// Classes.
+        classes: u32,
+        /// Features per example.
+        features: u32,
+        /// Examples in all (clients, validation and root data).
+        examples: u32,
+        /// Distance of class centres from the origin.
+        #[serde(default = "default_separation")]
+        separation: f32,
+        /// Per-coordinate noise standard deviation.
+        #[serde(default = "default_noise")]
+        noise: f32,
+        /// Held out for the sponsor's validation and root data.
+        #[serde(default = "default_validation_fraction")]
+        validation_fraction: f64,
+        /// Of the held-out data, examples the sponsor trains its root update
+        /// on (FLTrust); the rest is validation.
+        #[serde(default = "default_root_examples")]
+        root_examples: u32,
+    },
+    /// Files any loader reads (`csv:PATH`, `idx:IMAGES,LABELS`, `npy:X,Y`),
+    /// relative to the experiment file.
+    Files {
+        /// The data source.
+        source: String,
+        /// Classes.
+        classes: u32,
+        /// Features per example.
+        features: u32,
+        /// Factor applied to every feature after loading.
+        #[serde(default)]
+        feature_scale: Option<f64>,
+        /// Held out for the sponsor's validation and root data.
+        #[serde(default = "default_validation_fraction")]
+        validation_fraction: f64,
+        /// Of the held-out data, examples for the root update.
+        #[serde(default = "default_root_examples")]
+        root_examples: u32,
+    },
+}
+
+fn default_separation() -> f32 {
+    3.0
+}
+
+fn default_noise() -> f32 {
+    1.0
+}
+
+fn default_validation_fraction() -> f64 {
+    0.2
+}
+
+fn default_root_examples() -> u32 {
+    200
+}
+
+impl DataConfig {
+    /// The schema of the data, as a task spec's `[data]`.
+    pub fn schema(&self) -> DataSpec {
+        match *self {
+            DataConfig::Synthetic {
+                classes, features, ..
+            } => DataSpec {
+                features,
+                classes,
+                feature_scale: None,
+            },
+            DataConfig::Files {
+                classes,
+                features,
+                feature_scale,
+                ..
+            } => DataSpec {
+                features,
+                classes,
+                feature_scale,
+            },
+        }
+    }
+
+    /// Fraction held out for the sponsor.
+    pub fn validation_fraction(&self) -> f64 {
+        match *self {
+            DataConfig::Synthetic {
+                validation_fraction,
+                ..
+            }
+            | DataConfig::Files {
+                validation_fraction,
+                ..
+            } => validation_fraction,
+        }
+    }
+
+    /// Examples of the held-out data used for the root update.
+    pub fn root_examples(&self) -> usize {
+        match *self {
+            DataConfig::Synthetic { root_examples, .. }
+            | DataConfig::Files { root_examples, .. } => root_examples as usize,
+        }
+    }
+}
+
+/// How contributions are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringConfig {
+    /// Pairwise cosine above which two contributions count as near-duplicates
+    /// (Sybil evidence).
+    #[serde(default = "default_duplicate_threshold")]
+    pub duplicate_threshold: f64,
+}
+
+fn default_duplicate_threshold() -> f64 {
+    0.99
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        Self {
+            duplicate_threshold: default_duplicate_threshold(),
+        }
+    }
+}
+
+/// Reward budget and stakes, in token base units.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewardsConfig {
+    /// Paid out each round.
+    #[serde(deserialize_with = "token_amount")]
+    pub round_budget: u128,
+    /// Every client's stake at the start.
+    #[serde(deserialize_with = "token_amount")]
+    pub stake: u128,
+}
+
+/// Reads a token amount written as a TOML integer or a decimal string.
+fn token_amount<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u128, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(i64),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Int(v) => {
+            u128::try_from(v).map_err(|_| serde::de::Error::custom("amount is negative"))
+        }
+        Raw::Text(text) => parse_token_amount(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+impl Experiment {
+    /// Parses and validates an experiment.
+    pub fn from_toml_str(text: &str) -> Result<Self, SimError> {
+        let experiment: Experiment =
+            toml::from_str(text).map_err(|e| SimError::Config(format!("experiment: {e}")))?;
+        experiment.validate()?;
+        Ok(experiment)
+    }
+
+    /// Reads, parses and validates an experiment file; errors name the file.
+    pub fn load(path: &Path) -> Result<Self, SimError> {
+        let in_file = |e: SimError| SimError::Config(format!("{}: {e}", path.display()));
+        let size = std::fs::metadata(path)
+            .map_err(|e| in_file(SimError::Config(e.to_string())))?
+            .len();
+        if size > MAX_EXPERIMENT_BYTES {
+            return Err(in_file(SimError::Config(format!(
+                "{size} bytes, larger than the {MAX_EXPERIMENT_BYTES}-byte limit"
+            ))));
+        }
+        let text =
+            std::fs::read_to_string(path).map_err(|e| in_file(SimError::Config(e.to_string())))?;
+        Self::from_toml_str(&text).map_err(in_file)
+    }
+
+    /// Checks the settings, naming the first invalid field.
+    pub fn validate(&self) -> Result<(), SimError> {
+        let invalid =
+            |field: &str, reason: String| Err(SimError::Config(format!("{field}: {reason}")));
+        if self.seeds.is_empty() {
+            return invalid("seeds", "list at least one seed".into());
+        }
+        if self.rounds == 0 {
+            return invalid("rounds", "must be at least 1".into());
+        }
+        if self.clients < 2 {
+            return invalid(
+                "clients",
+                format!("must be at least 2, got {}", self.clients),
+            );
+        }
+        if self.clients_per_round == 0 || self.clients_per_round > self.clients {
+            return invalid(
+                "clients_per_round",
+                format!(
+                    "must be in 1..={}, got {}",
+                    self.clients, self.clients_per_round
+                ),
+            );
+        }
+        if let Some(f) = self
+            .attacker_fractions
+            .iter()
+            .find(|f| !(0.0..0.5).contains(*f))
+        {
+            return invalid("attacker_fractions", format!("{f} is not in [0, 0.5)"));
+        }
+        for (field, empty) in [
+            ("attacker_fractions", self.attacker_fractions.is_empty()),
+            ("partitions", self.partitions.is_empty()),
+            ("aggregators", self.aggregators.is_empty()),
+            ("attacks", self.attacks.is_empty()),
+        ] {
+            if empty {
+                return invalid(field, "list at least one value".into());
+            }
+        }
+        if !(self.clip_norm.is_finite() && self.clip_norm > 0.0) {
+            return invalid(
+                "clip_norm",
+                format!("must be finite and > 0, got {}", self.clip_norm),
+            );
+        }
+        let fraction = self.data.validation_fraction();
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return invalid(
+                "data.validation_fraction",
+                format!("must be in (0, 1), got {fraction}"),
+            );
+        }
+        if self.slashing.min_flags == 0 || self.slashing.min_flags > self.slashing.window {
+            return invalid(
+                "slashing.min_flags",
+                format!(
+                    "must be in 1..={}, got {}",
+                    self.slashing.window, self.slashing.min_flags
+                ),
+            );
+        }
+        if !(self.slashing.fraction > 0.0 && self.slashing.fraction <= 1.0) {
+            return invalid(
+                "slashing.fraction",
+                format!("must be in (0, 1], got {}", self.slashing.fraction),
+            );
+        }
+        let threshold = self.scoring.duplicate_threshold;
+        if !(threshold > 0.0 && threshold <= 1.0) {
+            return invalid(
+                "scoring.duplicate_threshold",
+                format!("must be in (0, 1], got {threshold}"),
+            );
+        }
+        fedstake_client::trainer::architecture_for(&self.model, &self.data.schema())
+            .map_err(|e| SimError::Config(format!("model: {e}")))?;
+        fedstake_client::trainer::optimizer_for(&self.training)
+            .map_err(|e| SimError::Config(format!("training: {e}")))?;
+        for (i, spec) in self.aggregators.iter().enumerate() {
+            fedstake_aggregation::Aggregator::try_from(spec)
+                .map_err(|e| SimError::Config(format!("aggregators[{i}]: {e}")))?;
+        }
+        for (i, attack) in self.attacks.iter().enumerate() {
+            attack
+                .validate()
+                .map_err(|e| SimError::Config(format!("attacks[{i}]: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Number of grid points (runs), counting seeds.
+    pub fn grid_size(&self) -> usize {
+        self.aggregators.len()
+            * self.attacks.len()
+            * self.attacker_fractions.len()
+            * self.partitions.len()
+            * self.seeds.len()
+    }
+
+    /// Every grid point, in a fixed order (aggregator, attack, fraction,
+    /// partition, seed) that outputs follow.
+    pub fn points(&self) -> Vec<GridPoint> {
+        let mut points = Vec::with_capacity(self.grid_size());
+        for aggregator in 0..self.aggregators.len() {
+            for attack in 0..self.attacks.len() {
+                for fraction in 0..self.attacker_fractions.len() {
+                    for partition in 0..self.partitions.len() {
+                        for &seed in &self.seeds {
+                            points.push(GridPoint {
+                                aggregator,
+                                attack,
+                                fraction,
+                                partition,
+                                seed,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        points
+    }
+}
+
+/// One run of the grid: indices into the experiment's lists, and a seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GridPoint {
+    /// Index into `aggregators`.
+    pub aggregator: usize,
+    /// Index into `attacks`.
+    pub attack: usize,
+    /// Index into `attacker_fractions`.
+    pub fraction: usize,
+    /// Index into `partitions`.
+    pub partition: usize,
+    /// The seed.
+    pub seed: u64,
+}

@@ -1,0 +1,117 @@
+//! Turning one round's contributions into payouts and slashing evidence, the
+//! way the coordinator does: quality scores against the robust aggregate,
+//! near-duplicate detection, the exact integer payout split, and the
+//! observation each client's slashing window records.
+
+use fedstake_aggregation::quality::{DuplicateDetector, RoundContributions, cosine};
+use fedstake_aggregation::{Aggregate, Verdict};
+use fedstake_rewards::{RoundObservation, Score, split_budget};
+use ndarray::{ArrayView1, ArrayView2};
+
+use crate::SimError;
+use crate::experiment::Experiment;
+
+/// What one round paid and showed, per cohort member (cohort order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundScores {
+    /// Base units paid to each cohort member.
+    pub payouts: Vec<u128>,
+    /// Budget left in the pool.
+    pub dust: u128,
+    /// The slashing evidence of each cohort member.
+    pub observations: Vec<RoundObservation>,
+    /// Contributions the aggregator counted.
+    pub accepted: usize,
+    /// Contributions refused (over the bound) or rejected by the aggregator.
+    pub rejected: usize,
+}
+
+/// The cohort's contributions of one round.
+pub struct RoundInputs<'a> {
+    /// Client ids of the cohort, ascending.
+    pub cohort: &'a [usize],
+    /// Every client's update this round (`None` for clients not in the cohort).
+    pub updates: &'a [Option<Vec<f32>>],
+    /// Cohort members whose update was within the bound, in cohort order: the
+    /// rows of `admitted_updates`.
+    pub admitted: &'a [usize],
+    /// The admitted updates, one per row.
+    pub admitted_updates: ArrayView2<'a, f32>,
+    /// Their nominal weights.
+    pub admitted_weights: &'a [f32],
+    /// The aggregate, when anything was admitted.
+    pub aggregate: Option<&'a Aggregate>,
+}
+
+/// Scores a round, splits its budget and records the evidence.
+pub fn score_round(experiment: &Experiment, inputs: &RoundInputs) -> Result<RoundScores, SimError> {
+    let detector = DuplicateDetector::new(experiment.scoring.duplicate_threshold)?;
+    let qualities = match inputs.aggregate {
+        Some(aggregate) => RoundContributions {
+            updates: inputs.admitted_updates,
+            reference: aggregate.update.view(),
+            weights: inputs.admitted_weights,
+            verdicts: &aggregate.verdicts,
+            loss_improvements: None,
+        }
+        .score(&detector)?,
+        None => Vec::new(),
+    };
+    let mut scores = Vec::with_capacity(inputs.cohort.len());
+    let mut observations = Vec::with_capacity(inputs.cohort.len());
+    let mut accepted = 0;
+    for &client in inputs.cohort {
+        let update = inputs.updates[client].as_deref().unwrap_or(&[]);
+        let update_norm = fedstake_aggregation::norm::l2_norm(update);
+        let slot = inputs.admitted.iter().position(|&a| a == client);
+        let (score, observation) = match (slot, inputs.aggregate) {
+            (Some(row), Some(aggregate)) => {
+                let quality = &qualities[row];
+                let verdict: Verdict = aggregate.verdicts[row];
+                if !verdict.is_rejected() {
+                    accepted += 1;
+                }
+                (
+                    quality.score,
+                    RoundObservation {
+                        update_norm,
+                        norm_bound: experiment.clip_norm,
+                        rejected: verdict.is_rejected(),
+                        alignment: quality.alignment,
+                        near_duplicate_cosine: quality.near_duplicate.map(|d| d.cosine),
+                    },
+                )
+            }
+            _ => {
+                // Refused before aggregation: over the bound.
+                let alignment = inputs.aggregate.map_or(0.0, |aggregate| {
+                    cosine(ArrayView1::from(update), aggregate.update.view())
+                });
+                (
+                    0.0,
+                    RoundObservation {
+                        update_norm,
+                        norm_bound: experiment.clip_norm,
+                        rejected: true,
+                        alignment: if alignment.is_finite() {
+                            alignment
+                        } else {
+                            0.0
+                        },
+                        near_duplicate_cosine: None,
+                    },
+                )
+            }
+        };
+        scores.push(Score::from_f64(score)?);
+        observations.push(observation);
+    }
+    let split = split_budget(experiment.rewards.round_budget, &scores);
+    Ok(RoundScores {
+        payouts: split.payouts,
+        dust: split.dust,
+        observations,
+        accepted,
+        rejected: inputs.cohort.len() - accepted,
+    })
+}
