@@ -178,3 +178,41 @@ fn client_refuses_data_that_does_not_fit_the_task() {
         stderr(&output)
     );
 }
+
+#[test]
+fn sim_run_writes_a_run_folder_and_refuses_bad_experiments() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example("robustness.toml"))
+        .unwrap()
+        .replace("seeds = [1, 2, 3]", "seeds = [1]")
+        .replace("rounds = 30", "rounds = 2")
+        .replace("examples = 12500", "examples = 3000");
+    let experiment = dir.path().join("small.toml");
+    std::fs::write(&experiment, &text).unwrap();
+    let out = dir.path().join("run");
+    let output = fedstake(&[
+        "sim",
+        "run",
+        experiment.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--jobs",
+        "2",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    for file in [
+        "rounds.csv",
+        "summary.json",
+        "report.md",
+        "plots/final-accuracy-heatmap.png",
+    ] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, text.replace("clients = 25", "clients = 1")).unwrap();
+    let output = fedstake(&["sim", "run", bad.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("bad.toml") && err.contains("clients"), "{err}");
+}

@@ -144,6 +144,17 @@ impl Verdict {
     pub fn is_rejected(&self) -> bool {
         self.weight == 0.0
     }
+
+    /// True when the rule rejected the input *as an outlier*: trimmed in far
+    /// more coordinates than an honest input is expected to be (the
+    /// coordinate-wise rules' test, see `rules::coordinate`). This is the
+    /// rejection slashing evidence rests on. Being left out of a selection
+    /// that keeps few inputs (Krum and its relatives flag `f` inputs every
+    /// round, attack or not), or having no trust in FLTrust (whose root data
+    /// may simply differ from a client's non-IID data), is not.
+    pub fn is_outlier(&self) -> bool {
+        self.is_rejected() && matches!(self.reason, Reason::Trimmed { .. })
+    }
 }
 
 /// Why a rule counted, down-weighted or rejected an input.
@@ -166,7 +177,9 @@ pub enum Reason {
         /// tied with others at the cut counts for its share of it.
         fraction: f32,
     },
-    /// Krum-style selection did not pick it.
+    /// Krum-style selection did not pick it (which says nothing bad about
+    /// it: Krum keeps one input of many, and its `f` worst are `f` inputs
+    /// whether or not anyone attacks).
     NotSelected {
         /// Its selection score (Krum: sum of squared distances to its
         /// nearest neighbours; larger is worse).

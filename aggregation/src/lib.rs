@@ -7,7 +7,7 @@
 //! - [`Aggregator`]: FedAvg and the robust rules (median, trimmed mean, Krum,
 //!   Multi-Krum, Bulyan, geometric median, centered clipping, norm bounding,
 //!   FLTrust, optionally over bucket means), each returning the aggregate and a
-//!   [`Verdict`] per input;
+//!   [`Verdict`] per input, built from the task spec through [`spec`];
 //! - [`norm`]: norms and the L2 clipping every update goes through;
 //! - [`quality`]: trust, near-duplicate detection, scores and reputation.
 

@@ -157,7 +157,7 @@ pub struct NearDuplicate {
 
 /// Flags contributions nearly identical to another one.
 ///
-/// Given a center (the round's reference), it compares deviations from it,
+/// Given a center (the contributions' mean), it compares deviations from it,
 /// `u_i - center`, rather than the updates themselves: honest clients on
 /// similar data all move roughly along the common descent direction, so
 /// their raw cosines can come close to 1, but what is left after removing
@@ -378,14 +378,20 @@ pub struct ContributionQuality {
 
 impl RoundContributions<'_> {
     /// Scores every contribution, flagging near-duplicates with `detector`
-    /// (deviations taken from the reference).
+    /// (deviations taken from the contributions' mean).
     pub fn score(
         &self,
         detector: &DuplicateDetector,
     ) -> Result<Vec<ContributionQuality>, QualityError> {
         self.validate()?;
         let alignments = alignments(self.updates, self.reference)?;
-        let duplicates = detector.detect(self.updates, Some(self.reference))?;
+        // Deviations are taken from the plain mean of the contributions, not
+        // from the reference: a reference can be one of the contributions
+        // (Krum selects one), and copies of it would show no deviation.
+        let Some(center) = self.updates.mean_axis(Axis(0)) else {
+            return Ok(Vec::new());
+        };
+        let duplicates = detector.detect(self.updates, Some(center.view()))?;
         Ok((0..alignments.len())
             .map(|i| {
                 let near_duplicate = duplicates[i];

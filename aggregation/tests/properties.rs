@@ -24,6 +24,23 @@ impl Round {
         Aggregator::new(rule, None)?.aggregate(self.updates.view(), &self.weights, &context)
     }
 
+    /// The geometric median's objective `sum_i w_i ||z - u_i||` at `z`.
+    fn objective(&self, z: &Array1<f32>) -> f64 {
+        self.updates
+            .rows()
+            .into_iter()
+            .zip(&self.weights)
+            .map(|(row, &w)| {
+                let squared: f64 = row
+                    .iter()
+                    .zip(z)
+                    .map(|(&u, &z)| (f64::from(u) - f64::from(z)).powi(2))
+                    .sum();
+                f64::from(w) * squared.sqrt()
+            })
+            .sum()
+    }
+
     fn permuted(&self, order: &[usize]) -> Round {
         Round {
             updates: self.updates.select(Axis(0), order),
@@ -131,15 +148,21 @@ proptest! {
     fn deterministic_rules_do_not_depend_on_input_order((round, order) in permuted_round()) {
         let permuted = round.permuted(&order);
         for rule in deterministic_rules(round.updates.nrows()) {
-            // Weiszfeld iterations stop where rounding noise swamps the
-            // improvement, which differs with the summation order: the two
-            // estimates agree to the accuracy the iterations reached.
-            let tolerance = if matches!(rule, Rule::GeometricMedian { .. }) { 1e-3 } else { 1e-4 };
             match (round.run(rule), permuted.run(rule)) {
                 (Ok(original), Ok(shuffled)) => {
-                    let scale = round.updates.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-                    let (original_update, shuffled_update) = (&original.update / scale, &shuffled.update / scale);
-                    assert_updates_close(&original_update, &shuffled_update, tolerance, &format!("{rule:?}"));
+                    if matches!(rule, Rule::GeometricMedian { .. }) {
+                        // Iterations stop once the objective barely improves,
+                        // which rounding can make happen an iteration earlier
+                        // in one order; where the objective is nearly flat the
+                        // two estimates may then lie far apart, with the same
+                        // objective value.
+                        let (a, b) = (round.objective(&original.update), round.objective(&shuffled.update));
+                        prop_assert!((a - b).abs() <= 1e-4 * a.max(b), "{} vs {}", a, b);
+                    } else {
+                        let scale = round.updates.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                        let (original_update, shuffled_update) = (&original.update / scale, &shuffled.update / scale);
+                        assert_updates_close(&original_update, &shuffled_update, 1e-4, &format!("{rule:?}"));
+                    }
                     for (k, &i) in order.iter().enumerate() {
                         // Of identical inputs, which one is selected or
                         // trimmed depends on their positions.

@@ -93,7 +93,9 @@ pub struct RoundObservation {
     pub update_norm: f64,
     /// The task's L2 bound `B`.
     pub norm_bound: f64,
-    /// True when the aggregator rejected the update (verdict weight 0).
+    /// True when the aggregator rejected the update as an outlier (see
+    /// `fedstake_aggregation::Verdict::is_outlier`), or the coordinator
+    /// refused it before aggregating.
     pub rejected: bool,
     /// Cosine between the update and the round's reference (robust aggregate
     /// or root update), in `[-1, 1]`.

@@ -15,7 +15,7 @@
 use std::path::Path;
 
 use fedstake_aggregation::norm::l2_norm;
-use fedstake_aggregation::{Aggregator, RoundContext, Rule};
+use fedstake_aggregation::{AggregationError, Aggregator, RoundContext, Rule};
 use fedstake_client::data::{DataSource, Dataset, Schema, SyntheticSpec, synthetic};
 use fedstake_client::trainer::{architecture_for, optimizer_for, schedule_for};
 use fedstake_rewards::{BasisPoints, SlashingPolicy, SlashingTracker};
@@ -369,7 +369,13 @@ fn run_point(
         let aggregate = if admitted.is_empty() {
             None
         } else {
-            Some(aggregator.aggregate(matrix.view(), &admitted_weights, &context)?)
+            match aggregator.aggregate(matrix.view(), &admitted_weights, &context) {
+                Ok(aggregate) => Some(aggregate),
+                // Too few inputs left for the rule's parameters: the round
+                // fails, as the coordinator's would; nothing is applied or paid.
+                Err(AggregationError::TooFewInputs { .. }) => None,
+                Err(e) => return Err(e.into()),
+            }
         };
         if let Some(aggregate) = &aggregate {
             let update = aggregate
@@ -404,6 +410,7 @@ fn run_point(
                 admitted_updates: matrix.view(),
                 admitted_weights: &admitted_weights,
                 aggregate: aggregate.as_ref(),
+                individual_verdicts: aggregator.bucket_size().is_none_or(|size| size <= 1),
             },
         )?;
         let (mut rewards_honest, mut rewards_attackers) = (0u128, 0u128);

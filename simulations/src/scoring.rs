@@ -41,6 +41,10 @@ pub struct RoundInputs<'a> {
     pub admitted_weights: &'a [f32],
     /// The aggregate, when anything was admitted.
     pub aggregate: Option<&'a Aggregate>,
+    /// Whether the aggregator's verdicts judge each input on its own. Under
+    /// bucketing an input shares its bucket's verdict, which is no evidence
+    /// against it alone: its rejections never count toward slashing.
+    pub individual_verdicts: bool,
 }
 
 /// Scores a round, splits its budget and records the evidence.
@@ -76,14 +80,15 @@ pub fn score_round(experiment: &Experiment, inputs: &RoundInputs) -> Result<Roun
                     RoundObservation {
                         update_norm,
                         norm_bound: experiment.clip_norm,
-                        rejected: verdict.is_rejected(),
+                        rejected: inputs.individual_verdicts && verdict.is_outlier(),
                         alignment: quality.alignment,
                         near_duplicate_cosine: quality.near_duplicate.map(|d| d.cosine),
                     },
                 )
             }
             _ => {
-                // Refused before aggregation: over the bound.
+                // Refused before aggregation (over the bound), or the round
+                // failed (too few inputs for the rule): nothing counted.
                 let alignment = inputs.aggregate.map_or(0.0, |aggregate| {
                     cosine(ArrayView1::from(update), aggregate.update.view())
                 });

@@ -214,14 +214,13 @@ impl Block {
         }
         for &(low, high) in network {
             let (below, above) = self.sorted.split_at_mut(high);
-            for (x, y) in below[low].iter_mut().zip(above[0].iter_mut()) {
-                let (a, b) = (*x, *y);
-                // Selects rather than f32::min/max, whose NaN handling (the
-                // inputs are checked finite) would keep this from compiling to
-                // plain vector min/max instructions.
-                *x = if a < b { a } else { b };
-                *y = if a > b { a } else { b };
-            }
+            // By value, so the compiler need not check whether the two rows
+            // overlap. Selects rather than f32::min/max, whose NaN handling
+            // (the inputs are checked finite) would keep this from compiling
+            // to plain vector min/max instructions.
+            let (a, b) = (below[low], above[0]);
+            below[low] = std::array::from_fn(|l| if a[l] < b[l] { a[l] } else { b[l] });
+            above[0] = std::array::from_fn(|l| if a[l] > b[l] { a[l] } else { b[l] });
         }
     }
 

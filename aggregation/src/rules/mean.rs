@@ -20,11 +20,8 @@ pub fn weighted_mean(
         .iter()
         .map(|&w| (f64::from(w) / total) as f32)
         .collect();
-
-    Ok(Array1::from(linear_combination(
-        &Rows::new(updates),
-        &scaled,
-    )))
+    let rows = Rows::new(updates);
+    Ok(Array1::from(linear_combination(&rows, &scaled)))
 }
 
 /// FedAvg: the weighted mean of every input, each kept with its full weight.
