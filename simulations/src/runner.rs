@@ -151,25 +151,8 @@ fn load_files(experiment: &Experiment, base_dir: &Path) -> Result<Option<Dataset
     let source: DataSource = source
         .parse()
         .map_err(|e| SimError::Config(format!("data.source: {e}")))?;
-    let relative = |p: &Path| base_dir.join(p);
-    let source = match source {
-        DataSource::Csv(path) => DataSource::Csv(relative(&path)),
-        DataSource::Idx { images, labels } => DataSource::Idx {
-            images: relative(&images),
-            labels: relative(&labels),
-        },
-        DataSource::Npy { features, labels } => DataSource::Npy {
-            features: relative(&features),
-            labels: relative(&labels),
-        },
-        synthetic @ DataSource::Synthetic { .. } => synthetic,
-    };
-    let schema = experiment.data.schema();
-    let schema = Schema {
-        features: schema.features as usize,
-        classes: schema.classes as usize,
-        feature_scale: schema.feature_scale.map(|s| s as f32),
-    };
+    let source = source.relative_to(base_dir);
+    let schema = Schema::from(&experiment.data.schema());
     Ok(Some(source.load(&schema)?))
 }
 

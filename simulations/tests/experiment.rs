@@ -216,3 +216,66 @@ fn a_run_folder_has_every_output_and_the_attacks_show() {
         assert_eq!(ipm.honest_slashed, 0, "{aggregator}");
     }
 }
+
+#[test]
+fn experiments_read_data_files_relative_to_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fedstake_client::data::synthetic(&fedstake_client::data::SyntheticSpec {
+        classes: 4,
+        dim: 12,
+        examples: 1200,
+        separation: 3.0,
+        noise: 1.0,
+        seed: 5,
+    })
+    .unwrap();
+    let images = data
+        .features()
+        .mapv(|v| (v * 20.0 + 128.0).clamp(0.0, 255.0) as u8);
+    let labels: Vec<u8> = data.labels().iter().map(|&l| l as u8).collect();
+    fedstake_client::data::write_idx(
+        dir.path().join("x.idx.gz"),
+        dir.path().join("y.idx"),
+        images.view(),
+        3,
+        4,
+        &labels,
+        true,
+    )
+    .unwrap();
+    let text = SMALL
+        .replace(
+            "kind = \"synthetic\"\nclasses = 4\nfeatures = 12\nexamples = 2400",
+            "kind = \"files\"\nsource = \"idx:x.idx.gz,y.idx\"\nclasses = 4\nfeatures = 12\nfeature_scale = 0.05",
+        )
+        .replace("seeds = [1, 2]", "seeds = [1]")
+        .replace("rounds = 4", "rounds = 12")
+        .replace("attacks = [{ kind = \"none\" }, { kind = \"sign-flip\" }, { kind = \"backdoor\" }, { kind = \"ipm\" }]", "attacks = [{ kind = \"none\" }]");
+    let path = dir.path().join("files.toml");
+    std::fs::write(&path, text).unwrap();
+    let experiment = Experiment::load(&path).unwrap();
+    let runs = run_experiment(&experiment, dir.path(), 1, &|_| {}).unwrap();
+    assert_eq!(runs.len(), 2);
+    // The clusters survive the 8-bit encoding (scaled back to unit noise):
+    // FedAvg learns from the file data, well above chance (0.25).
+    let fedavg = runs
+        .iter()
+        .find(|r| r.labels.aggregator == "fedavg")
+        .unwrap();
+    let accuracy = fedavg.rounds.last().unwrap().accuracy;
+    assert!(accuracy > 0.5, "{accuracy}");
+
+    let missing = path.with_file_name("missing.toml");
+    std::fs::write(
+        &missing,
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("x.idx.gz", "nope.idx"),
+    )
+    .unwrap();
+    let experiment = Experiment::load(&missing).unwrap();
+    let err = run_experiment(&experiment, dir.path(), 1, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope.idx"), "{err}");
+}

@@ -49,7 +49,35 @@ pub struct Schema {
     pub feature_scale: Option<f32>,
 }
 
+impl From<&fedstake_protocol::spec::DataSpec> for Schema {
+    fn from(spec: &fedstake_protocol::spec::DataSpec) -> Self {
+        Self {
+            features: spec.features as usize,
+            classes: spec.classes as usize,
+            feature_scale: spec.feature_scale.map(|s| s as f32),
+        }
+    }
+}
+
 impl DataSource {
+    /// The same source with relative paths resolved against `base` (the
+    /// directory of the file that named them).
+    pub fn relative_to(self, base: &std::path::Path) -> DataSource {
+        let resolve = |path: PathBuf| base.join(path);
+        match self {
+            DataSource::Csv(path) => DataSource::Csv(resolve(path)),
+            DataSource::Idx { images, labels } => DataSource::Idx {
+                images: resolve(images),
+                labels: resolve(labels),
+            },
+            DataSource::Npy { features, labels } => DataSource::Npy {
+                features: resolve(features),
+                labels: resolve(labels),
+            },
+            synthetic @ DataSource::Synthetic { .. } => synthetic,
+        }
+    }
+
     /// Loads the data and checks it against `schema`: the feature count must
     /// match and every label must be below the class count.
     pub fn load(&self, schema: &Schema) -> Result<Dataset, DataError> {
