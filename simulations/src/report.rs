@@ -511,7 +511,8 @@ fn plot_heatmap(
         .unwrap_or_default();
     let cell_w = 110;
     let cell_h = 34;
-    let left = 230;
+    // About 8 pixels per character of the longest row label.
+    let left = 20 + 8 * aggregators.iter().map(String::len).max().unwrap_or(10) as u32;
     let top = 110;
     let width = left + cell_w * attacks.len() as u32 + 20;
     let height = top + cell_h * aggregators.len() as u32 + 20;
@@ -524,7 +525,20 @@ fn plot_heatmap(
             ("sans-serif", size).into_font().color(&BLACK),
         ))
     };
-    text("Final accuracy (mean over seeds)", 12, 10, 22).map_err(plot_error)?;
+    let shown: Vec<f64> = cells
+        .iter()
+        .filter(|c| c.attacker_fraction == fraction && c.partition == first_partition)
+        .map(|c| c.final_accuracy_mean)
+        .collect();
+    let low = shown.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = shown.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    text(
+        &format!("Final accuracy (mean over seeds; colours from {low:.3} red to {high:.3} green)"),
+        12,
+        10,
+        20,
+    )
+    .map_err(plot_error)?;
     for (j, attack) in attacks.iter().enumerate() {
         text(
             attack,
@@ -547,11 +561,16 @@ fn plot_heatmap(
                 continue;
             };
             let x = left as i32 + j as i32 * cell_w as i32;
-            let value = cell.final_accuracy_mean.clamp(0.0, 1.0);
-            // Red (0) through yellow to green (1).
+            let value = cell.final_accuracy_mean;
+            // Red (the table's worst) through yellow to green (its best).
+            let t = if high > low {
+                ((value - low) / (high - low)).clamp(0.0, 1.0)
+            } else {
+                1.0
+            };
             let color = RGBColor(
-                (255.0 * (1.0 - value).min(0.5) * 2.0) as u8,
-                (255.0 * value.min(0.5) * 2.0) as u8,
+                (255.0 * ((1.0 - t) * 2.0).min(1.0)) as u8,
+                (255.0 * (t * 2.0).min(1.0)) as u8,
                 60,
             );
             root.draw(&Rectangle::new(
