@@ -293,7 +293,7 @@ fn rank_reference(updates: &Array2<f32>, trim: usize) -> Vec<f64> {
 }
 
 fn check_verdicts(verdicts: &[Verdict], trimmed: &[f64], d: usize, n: usize, trim: usize) {
-    let threshold = (1.0 + 2.0 * trim as f64 / n as f64) / 2.0;
+    let threshold = (2.0 + 2.0 * trim as f64 / n as f64) / 3.0;
     for (i, (verdict, &count)) in verdicts.iter().zip(trimmed).enumerate() {
         let fraction = count / d as f64;
         if count == 0.0 {

@@ -194,7 +194,7 @@ fn median_of_an_even_number_of_inputs_averages_the_two_middle_values() {
     let result = run(Rule::Median, &updates, &ones(4)).unwrap();
     assert_eq!(result.update, array![2.5f32, 2.5]);
     // n = 4: the lowest and highest rank of each coordinate are outside the
-    // central half. Inputs 0 and 3 are always there: fraction 1 > 0.75.
+    // central half. Inputs 0 and 3 are always there: fraction 1 > 5/6.
     assert_eq!(
         result.verdicts,
         vec![

@@ -366,7 +366,6 @@ fn run_point(
                 .as_slice()
                 .ok_or_else(|| SimError::Config("aggregate not contiguous".into()))?;
             population.apply(update);
-            previous = Some(update.to_vec());
         }
         let evaluation = population.evaluate()?;
         let backdoor_success = match attack {
@@ -393,9 +392,13 @@ fn run_point(
                 admitted_updates: matrix.view(),
                 admitted_weights: &admitted_weights,
                 aggregate: aggregate.as_ref(),
-                individual_verdicts: aggregator.bucket_size().is_none_or(|size| size <= 1),
+                aggregator: &aggregator,
+                context: &context,
             },
         )?;
+        if let Some(aggregate) = &aggregate {
+            previous = Some(aggregate.update.to_vec());
+        }
         let (mut rewards_honest, mut rewards_attackers) = (0u128, 0u128);
         for (&i, &paid) in cohort.iter().zip(&payouts) {
             if is_attacker[i] {

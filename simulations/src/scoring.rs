@@ -3,8 +3,10 @@
 //! near-duplicate detection, the exact integer payout split, and the
 //! observation each client's slashing window records.
 
-use fedstake_aggregation::quality::{DuplicateDetector, RoundContributions, cosine};
-use fedstake_aggregation::{Aggregate, Verdict};
+use fedstake_aggregation::quality::{
+    DuplicateDetector, RoundContributions, cosine, leave_one_out_alignment,
+};
+use fedstake_aggregation::{Aggregate, Aggregator, RoundContext, Verdict};
 use fedstake_rewards::{RoundObservation, Score, split_budget};
 use ndarray::{ArrayView1, ArrayView2};
 
@@ -41,10 +43,10 @@ pub struct RoundInputs<'a> {
     pub admitted_weights: &'a [f32],
     /// The aggregate, when anything was admitted.
     pub aggregate: Option<&'a Aggregate>,
-    /// Whether the aggregator's verdicts judge each input on its own. Under
-    /// bucketing an input shares its bucket's verdict, which is no evidence
-    /// against it alone: its rejections never count toward slashing.
-    pub individual_verdicts: bool,
+    /// The aggregator that produced `aggregate`.
+    pub aggregator: &'a Aggregator,
+    /// The round's context it ran with.
+    pub context: &'a RoundContext<'a>,
 }
 
 /// Scores a round, splits its budget and records the evidence.
@@ -75,13 +77,31 @@ pub fn score_round(experiment: &Experiment, inputs: &RoundInputs) -> Result<Roun
                 if !verdict.is_rejected() {
                     accepted += 1;
                 }
+                // Under bucketing an input shares its bucket's verdict, which
+                // is no evidence against it alone.
+                let individual = inputs.aggregator.bucket_size().is_none_or(|size| size <= 1);
+                let outlier = individual && verdict.is_outlier();
+                let alignment = if outlier {
+                    leave_one_out_alignment(
+                        inputs.aggregator,
+                        inputs.admitted_updates,
+                        inputs.admitted_weights,
+                        inputs.context,
+                        row,
+                    )
+                    .ok()
+                    .filter(|a| a.is_finite())
+                    .unwrap_or(quality.alignment)
+                } else {
+                    quality.alignment
+                };
                 (
                     quality.score,
                     RoundObservation {
                         update_norm,
                         norm_bound: experiment.clip_norm,
-                        rejected: inputs.individual_verdicts && verdict.is_outlier(),
-                        alignment: quality.alignment,
+                        rejected: outlier,
+                        alignment,
                         near_duplicate_cosine: quality.near_duplicate.map(|d| d.cosine),
                     },
                 )
