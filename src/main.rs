@@ -5,24 +5,15 @@ mod commands;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use fedstake_client::data::DataSource;
 
 /// fedstake: federated learning with secure aggregation and on-chain rewards.
 #[derive(Debug, Parser)]
 #[command(name = "fedstake", version, about, long_about = None)]
 struct Cli {
-    /// Log output format (logs go to stderr; filter with RUST_LOG).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,9 +71,7 @@ enum ClientCommand {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    init_logging(cli.log_format);
-    match cli.command {
+    match Cli::parse().command {
         Command::Demo(args) => commands::demo::run(&args),
         Command::Task(TaskCommand::Validate { spec }) => commands::task::validate(&spec),
         Command::Client(ClientCommand::Train(args)) => commands::client::train(&args),
@@ -90,17 +79,5 @@ fn main() -> anyhow::Result<()> {
         Command::Client(ClientCommand::Evaluate { task, data, model }) => {
             commands::client::evaluate(&task, &data, &model)
         }
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }

@@ -13,8 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct RunArgs {
     /// The experiment file (TOML).
     experiment: PathBuf,
-    /// The run folder to write (default: `<experiment name>-run` beside the
-    /// current directory's other runs, i.e. `./<file stem>-run`).
+    /// The run folder to write; files in it are replaced (default:
+    /// `./<experiment file stem>-run`).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Grid points simulated at once (threads); default: every core.
