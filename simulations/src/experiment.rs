@@ -303,21 +303,7 @@ impl Experiment {
                 format!("must be in (0, 1), got {fraction}"),
             );
         }
-        if self.slashing.min_flags == 0 || self.slashing.min_flags > self.slashing.window {
-            return invalid(
-                "slashing.min_flags",
-                format!(
-                    "must be in 1..={}, got {}",
-                    self.slashing.window, self.slashing.min_flags
-                ),
-            );
-        }
-        if !(self.slashing.fraction > 0.0 && self.slashing.fraction <= 1.0) {
-            return invalid(
-                "slashing.fraction",
-                format!("must be in (0, 1], got {}", self.slashing.fraction),
-            );
-        }
+        self.slashing.validate()?;
         let threshold = self.scoring.duplicate_threshold;
         if !(threshold > 0.0 && threshold <= 1.0) {
             return invalid(

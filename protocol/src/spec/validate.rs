@@ -405,28 +405,38 @@ fn slashing(spec: &TaskSpec) -> Result {
     ensure(spec.rewards.is_some(), "slashing", || {
         "needs a [rewards] section: without a minimum stake there is nothing to slash".into()
     })?;
-    ensure(slashing.window >= 1, "slashing.window", || {
-        "must be at least 1".into()
-    })?;
-    ensure(slashing.min_flags >= 1, "slashing.min_flags", || {
-        "must be at least 1".into()
-    })?;
-    ensure(
-        slashing.min_flags <= slashing.window,
-        "slashing.min_flags",
-        || {
-            format!(
-                "{} is above slashing.window {}",
-                slashing.min_flags, slashing.window
-            )
-        },
-    )?;
-    let fraction = slashing.fraction;
-    ensure(
-        fraction > 0.0 && fraction <= 1.0,
-        "slashing.fraction",
-        || format!("{fraction} must be above 0 and at most 1"),
-    )
+    slashing.validate()
+}
+
+impl super::SlashingSpec {
+    /// Checks the section on its own (`window >= 1`, `1 <= min_flags <=
+    /// window`, `0 < fraction <= 1`), naming the field; task specs and
+    /// simulation experiments share it.
+    pub fn validate(&self) -> Result {
+        let slashing = self;
+        ensure(slashing.window >= 1, "slashing.window", || {
+            "must be at least 1".into()
+        })?;
+        ensure(slashing.min_flags >= 1, "slashing.min_flags", || {
+            "must be at least 1".into()
+        })?;
+        ensure(
+            slashing.min_flags <= slashing.window,
+            "slashing.min_flags",
+            || {
+                format!(
+                    "{} is above slashing.window {}",
+                    slashing.min_flags, slashing.window
+                )
+            },
+        )?;
+        let fraction = slashing.fraction;
+        ensure(
+            fraction > 0.0 && fraction <= 1.0,
+            "slashing.fraction",
+            || format!("{fraction} must be above 0 and at most 1"),
+        )
+    }
 }
 
 fn chain(spec: &TaskSpec) -> Result {
