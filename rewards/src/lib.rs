@@ -13,12 +13,18 @@
 //! - [`slashing`]: the flags a round's evidence raises against a client and
 //!   the `m` of the last `w` rounds rule that slashes a fraction of its stake.
 
+pub mod chain;
 mod error;
 mod fixed;
+pub mod ledger;
+pub mod merkle;
 pub mod payout;
 pub mod slashing;
+pub mod submission;
 
 pub use error::PolicyError;
+pub use merkle::{MerkleError, PayoutTree};
+pub use submission::{Submission, SubmissionError};
 pub use payout::{CumulativePayouts, RoundPayout, SCORE_ONE, Score, split_budget};
 pub use slashing::{
     BasisPoints, FlagReason, FlaggedRound, RoundObservation, SlashDecision, SlashingPolicy,
