@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
@@ -30,7 +30,7 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 /// @dev Amounts are kept in uint128 storage fields; every amount argument is bounded by
 /// `MAX_AMOUNT` (2^112 - 1) so that sums cannot overflow in practice. Gas of every function is
 /// independent of cohort size; finalization is a binary search over posted rounds.
-contract FederatedRewards is EIP712, ReentrancyGuard {
+contract FederatedRewards is EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     // ---------------------------------------------------------------------------------------
@@ -134,32 +134,37 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
         bytes32 latestFinalRoot;
     }
 
-    /// @dev Storage of a task, packed by access pattern (slot comments).
+    /// @dev Storage of a task, packed by access pattern (slot comments). Timestamps fit in
+    /// uint40 and durations in uint32 because both are bounded by `MAX_DURATION` from now;
+    /// claimed and finalized totals fit in uint112 because postRound keeps the posted total
+    /// (which bounds both) at most `MAX_AMOUNT`.
     struct Task {
-        // slot 0: read by stake, claim, postRound, withdraw
+        // slot 0: read by claim, postRound, stake, withdraw
         address token;
-        uint64 endTime;
-        uint32 postCount; // live postings are 1..postCount
-        // slot 1: read by claim, postRound
-        address coordinator;
-        uint64 claimDeadline;
-        uint32 finalCount; // postings 1..finalCount are final and written as such
-        // slot 2
-        address arbiter;
+        uint40 claimDeadline;
+        uint24 postCount; // live postings are 1..postCount
         uint32 challengeWindow;
-        uint64 lastRound; // highest round number ever posted, vetoed or not
-        // slot 3
-        address sponsor;
+        // slot 1: everything claim and finalization write; `live` = 1 keeps the slot non-zero
+        // from creation, so no claim pays a zero-to-non-zero write for it
+        uint112 claimedTotal;
+        uint112 finalizedTotal; // sum of totals of postings 1..finalCount
+        uint24 finalCount; // postings 1..finalCount are final and written as such
+        uint8 live;
+        // slot 2: read by postRound and stake
+        address coordinator;
+        uint40 endTime;
         uint32 unbondingPeriod;
+        // slot 3
+        address arbiter;
+        uint64 lastRound; // highest round number ever posted, vetoed or not
         // slot 4
-        uint128 minStake;
-        uint128 roundBudgetCap;
+        address sponsor;
         // slot 5
         uint128 poolRemaining; // unreserved pool
         uint128 postedTotal; // sum of totals of live postings
         // slot 6
-        uint128 finalizedTotal; // sum of totals of postings 1..finalCount
-        uint128 claimedTotal;
+        uint128 minStake;
+        uint128 roundBudgetCap;
         // slot 7
         uint128 initialPool;
         uint128 slashedToPool;
@@ -222,8 +227,8 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
     uint256 public taskCount;
 
     mapping(uint256 taskId => Task) private _tasks;
-    mapping(uint256 taskId => mapping(uint32 seq => Posting)) private _postings;
-    mapping(uint256 taskId => mapping(uint64 round => uint32 seq)) private _roundSeq;
+    mapping(uint256 taskId => mapping(uint24 seq => Posting)) private _postings;
+    mapping(uint256 taskId => mapping(uint64 round => uint24 seq)) private _roundSeq;
     mapping(uint256 taskId => mapping(address account => StakeInfo)) private _stakes;
     mapping(uint256 taskId => mapping(bytes32 slashId => SlashRecord)) private _slashes;
 
@@ -340,6 +345,8 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
     error NotArbiter(address caller);
     /// @notice Only the task's sponsor may do this.
     error NotSponsor(address caller);
+    /// @notice The task has posted the most rounds one task can hold (2^24 - 1).
+    error TooManyRounds();
     /// @notice Round numbers must exceed every round number posted before.
     error RoundNotIncreasing(uint64 round, uint64 lastRound);
     /// @notice The cumulative root is zero.
@@ -418,9 +425,9 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
         taskId = ++taskCount;
         Task storage t = _tasks[taskId];
         t.token = params.token;
-        t.endTime = params.endTime;
+        t.endTime = uint40(params.endTime);
         t.coordinator = params.coordinator;
-        t.claimDeadline = params.claimDeadline;
+        t.claimDeadline = uint40(params.claimDeadline);
         t.arbiter = params.arbiter;
         t.challengeWindow = uint32(params.challengeWindow);
         t.sponsor = msg.sender;
@@ -430,6 +437,7 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
         t.poolRemaining = uint128(params.pool);
         t.initialPool = uint128(params.pool);
         t.specHash = params.specHash;
+        t.live = 1;
         emit TaskCreated(taskId, msg.sender, params.token, params);
 
         IERC20 token = IERC20(params.token);
@@ -534,12 +542,14 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
         if (roundTotal > t.roundBudgetCap) revert RoundBudgetExceeded(roundTotal, t.roundBudgetCap);
         if (roundTotal > t.poolRemaining) revert InsufficientPool(roundTotal, t.poolRemaining);
 
-        uint32 seq = t.postCount + 1;
-        uint128 cumTotal = t.postedTotal + uint128(roundTotal);
+        if (t.postCount == type(uint24).max) revert TooManyRounds();
+        uint24 seq = t.postCount + 1;
+        uint256 cumTotal = uint256(t.postedTotal) + roundTotal;
+        if (cumTotal > MAX_AMOUNT) revert AmountTooLarge(cumTotal);
         uint64 finalAt = uint64(block.timestamp) + t.challengeWindow;
         Posting storage p = _postings[taskId][seq];
         p.root = cumulativeRoot;
-        p.cumTotal = cumTotal;
+        p.cumTotal = uint128(cumTotal);
         p.round = round;
         p.finalAt = finalAt;
         p.modelHash = modelHash;
@@ -547,7 +557,7 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
         t.postCount = seq;
         t.lastRound = round;
         t.poolRemaining -= uint128(roundTotal);
-        t.postedTotal = cumTotal;
+        t.postedTotal = uint128(cumTotal);
         emit RoundPosted(taskId, round, modelHash, cumulativeRoot, roundTotal, finalAt);
     }
 
@@ -556,7 +566,7 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
     function veto(uint256 taskId, uint64 round) external nonReentrant {
         Task storage t = _task(taskId);
         if (msg.sender != t.arbiter) revert NotArbiter(msg.sender);
-        uint32 seq = _liveSeq(taskId, t, round);
+        uint24 seq = _liveSeq(taskId, t, round);
         Posting storage p = _postings[taskId][seq];
         if (block.timestamp >= p.finalAt) revert ChallengeWindowOver(p.finalAt);
 
@@ -574,7 +584,7 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
     /// @return round The latest final round number, 0 if none.
     function finalizeRounds(uint256 taskId) external nonReentrant returns (uint64 round) {
         Task storage t = _task(taskId);
-        uint32 finalCount = _finalizeRounds(taskId, t);
+        uint24 finalCount = _finalizeRounds(taskId, t);
         return finalCount == 0 ? 0 : _postings[taskId][finalCount].round;
     }
 
@@ -589,7 +599,7 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
         Task storage t = _task(taskId);
         if (block.timestamp >= t.claimDeadline) revert ClaimPeriodOver(t.claimDeadline);
         if (account == address(0)) revert ZeroAddress();
-        uint32 finalCount = _finalizeRounds(taskId, t);
+        uint24 finalCount = _finalizeRounds(taskId, t);
         if (finalCount == 0) revert NoFinalRound(taskId);
 
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(account, cumulativeAmount))));
@@ -602,7 +612,7 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
         if (claimedTotal > t.finalizedTotal) revert ExceedsFinalizedTotal(claimedTotal, t.finalizedTotal);
 
         claimed[taskId][account] = cumulativeAmount;
-        t.claimedTotal = uint128(claimedTotal);
+        t.claimedTotal = uint112(claimedTotal);
         emit Claimed(taskId, account, amount, cumulativeAmount);
         IERC20(t.token).safeTransfer(account, amount);
     }
@@ -702,7 +712,7 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
     /// @notice Everything about a task (round-derived fields as of the current block).
     function getTask(uint256 taskId) external view returns (TaskView memory v) {
         Task storage t = _task(taskId);
-        uint32 finalCount = _finalCountAt(taskId, t);
+        uint24 finalCount = _finalCountAt(taskId, t);
         v.sponsor = t.sponsor;
         v.token = t.token;
         v.coordinator = t.coordinator;
@@ -747,7 +757,7 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
         returns (RoundStatus status, bytes32 modelHash, bytes32 cumulativeRoot, uint256 roundTotal, uint64 finalAt)
     {
         Task storage t = _task(taskId);
-        uint32 seq = _roundSeq[taskId][round];
+        uint24 seq = _roundSeq[taskId][round];
         if (seq == 0) return (RoundStatus.None, 0, 0, 0, 0);
         Posting storage p = _postings[taskId][seq];
         if (seq > t.postCount || p.round != round) return (RoundStatus.Vetoed, 0, 0, 0, 0);
@@ -800,7 +810,7 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
     }
 
     /// @dev Sequence number of a live (posted, not vetoed) round, or revert.
-    function _liveSeq(uint256 taskId, Task storage t, uint64 round) private view returns (uint32 seq) {
+    function _liveSeq(uint256 taskId, Task storage t, uint64 round) private view returns (uint24 seq) {
         seq = _roundSeq[taskId][round];
         if (seq == 0 || seq > t.postCount || _postings[taskId][seq].round != round) {
             revert RoundNotPending(taskId, round);
@@ -810,15 +820,15 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
     /// @dev Number of postings final at this block: the largest seq with finalAt <= now.
     /// finalAt is non-decreasing in seq (constant window, non-decreasing timestamps), so this
     /// is a binary search between the stored finalCount and postCount.
-    function _finalCountAt(uint256 taskId, Task storage t) private view returns (uint32) {
-        uint32 lo = t.finalCount;
-        uint32 hi = t.postCount;
+    function _finalCountAt(uint256 taskId, Task storage t) private view returns (uint24) {
+        uint24 lo = t.finalCount;
+        uint24 hi = t.postCount;
         if (lo == hi) return lo;
-        mapping(uint32 => Posting) storage postings = _postings[taskId];
+        mapping(uint24 => Posting) storage postings = _postings[taskId];
         if (postings[hi].finalAt <= block.timestamp) return hi;
         // lo is final (or 0), hi is not.
         while (hi - lo > 1) {
-            uint32 mid = lo + (hi - lo) / 2;
+            uint24 mid = lo + (hi - lo) / 2;
             if (postings[mid].finalAt <= block.timestamp) lo = mid;
             else hi = mid;
         }
@@ -826,12 +836,12 @@ contract FederatedRewards is EIP712, ReentrancyGuard {
     }
 
     /// @dev Write finalization of every posting whose window has passed; returns finalCount.
-    function _finalizeRounds(uint256 taskId, Task storage t) private returns (uint32 finalCount) {
+    function _finalizeRounds(uint256 taskId, Task storage t) private returns (uint24 finalCount) {
         finalCount = _finalCountAt(taskId, t);
         if (finalCount != t.finalCount) {
             Posting storage p = _postings[taskId][finalCount];
             t.finalCount = finalCount;
-            t.finalizedTotal = p.cumTotal;
+            t.finalizedTotal = uint112(p.cumTotal);
             emit RoundsFinalized(taskId, p.round, p.root, p.cumTotal);
         }
     }
