@@ -57,10 +57,27 @@ struct FuzzSelector {
     bytes4[] selectors;
 }
 
-/// @dev Minimal test base: the cheatcode handle, assertions that revert with a message, and `bound`.
-abstract contract Test {
+/// @dev The cheatcode handle and small helpers, for tests and invariant handlers alike.
+abstract contract Cheats {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
 
+    /// @dev Map `x` into [min, max] uniformly enough for fuzzing, keeping in-range values as they are.
+    function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
+        require(min <= max, "bound: min > max");
+        if (x >= min && x <= max) return x;
+        uint256 size = max - min;
+        if (size == type(uint256).max) return x;
+        return min + (x % (size + 1));
+    }
+
+    function makeAddr(string memory name) internal returns (address a) {
+        a = address(uint160(uint256(keccak256(bytes(name)))));
+        vm.label(a, name);
+    }
+}
+
+/// @dev Minimal test base: assertions that revert with a message.
+abstract contract Test is Cheats {
     bool public IS_TEST = true;
 
     function assertTrue(bool c, string memory m) internal pure {
@@ -89,19 +106,5 @@ abstract contract Test {
 
     function assertGe(uint256 a, uint256 b, string memory m) internal pure {
         vm.assertGe(a, b, m);
-    }
-
-    /// @dev Map `x` into [min, max] uniformly enough for fuzzing, keeping small values as they are.
-    function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
-        require(min <= max, "bound: min > max");
-        if (x >= min && x <= max) return x;
-        uint256 size = max - min;
-        if (size == type(uint256).max) return x;
-        return min + (x % (size + 1));
-    }
-
-    function makeAddr(string memory name) internal returns (address a) {
-        a = address(uint160(uint256(keccak256(bytes(name)))));
-        vm.label(a, name);
     }
 }
