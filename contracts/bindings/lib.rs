@@ -4,6 +4,7 @@
 //! command). Each module has the contract's calls, events, custom errors and
 //! structs, and its creation `BYTECODE`.
 #![allow(missing_docs)] // Generated items are documented by the Solidity NatSpec.
+#![allow(clippy::too_many_arguments)] // Generated constructors mirror Solidity events.
 
 alloy::sol!(
     /// Reward escrow, staking and slashing for federated-learning tasks.

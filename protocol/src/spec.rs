@@ -46,8 +46,9 @@ pub use network::{
     parse_sha256_hex,
 };
 pub use sections::{
-    CohortSpec, DataSpec, DeadlinesSpec, ModelSpec, OptimizerSpec, Phase, PrivacySpec, Reference,
-    RewardsSpec, ScoringSpec, Selection, SlashingSpec, TrainingSpec, UpdateSpec,
+    CohortSpec, DataSpec, DeadlinesSpec, MAX_CHAIN_AMOUNT, MAX_CHAIN_DURATION, ModelSpec,
+    OptimizerSpec, Phase, PrivacySpec, Reference, RewardsSpec, ScoringSpec, Selection,
+    SlashingSpec, TrainingSpec, UpdateSpec,
 };
 
 /// Exclusive bound on the magnitude of a quantized sum: the secure sum works in `Z_2^32` with

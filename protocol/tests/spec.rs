@@ -284,7 +284,7 @@ fn token_amounts_accept_integers_and_strings_and_serialize_as_strings() {
     let huge = BASE
         .replace(
             "pool = 1000",
-            "pool = \"340282366920938463463374607431768211455\"",
+            "pool = \"5192296858534827628530496329220095\"",
         )
         .replace(
             "round_budget = 100",
@@ -292,11 +292,18 @@ fn token_amounts_accept_integers_and_strings_and_serialize_as_strings() {
         );
     let spec = TaskSpec::from_toml_str(&huge).expect("huge amounts");
     let rewards = spec.rewards.as_ref().expect("rewards");
-    assert_eq!(rewards.pool, u128::MAX);
+    assert_eq!(rewards.pool, (1u128 << 112) - 1);
     assert_eq!(rewards.round_budget, 10u128.pow(21));
     assert_eq!(rewards.min_stake, 10);
     let canonical = spec.to_toml_string();
-    assert!(canonical.contains("pool = \"340282366920938463463374607431768211455\""));
+    assert!(canonical.contains("pool = \"5192296858534827628530496329220095\""));
+    // u128::MAX parses, but the contract takes at most 2^112 - 1.
+    let too_big = BASE.replace(
+        "pool = 1000",
+        "pool = \"340282366920938463463374607431768211455\"",
+    );
+    let error = TaskSpec::from_toml_str(&too_big).expect_err("above 2^112 - 1");
+    assert!(error.to_string().contains("rewards.pool"), "{error}");
     assert!(canonical.contains("min_stake = \"10\""));
 
     for bad in [

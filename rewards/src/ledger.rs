@@ -130,11 +130,15 @@ pub struct Ledger<C> {
 impl<C: Chain> Ledger<C> {
     /// Deploys a new `FederatedRewards` from `deployer`.
     pub async fn deploy(chain: C, deployer: &PrivateKeySigner) -> Result<Ledger<C>, LedgerError> {
-        let receipt = chain.send(deployer, None, FederatedRewards::BYTECODE.clone()).await?;
-        let contract = receipt.contract_address.ok_or_else(|| LedgerError::BadReturn {
-            function: "constructor",
-            reason: "the deployment created no contract".into(),
-        })?;
+        let receipt = chain
+            .send(deployer, None, FederatedRewards::BYTECODE.clone())
+            .await?;
+        let contract = receipt
+            .contract_address
+            .ok_or_else(|| LedgerError::BadReturn {
+                function: "constructor",
+                reason: "the deployment created no contract".into(),
+            })?;
         Ledger::attach(chain, contract, None).await
     }
 
@@ -176,10 +180,16 @@ impl<C: Chain> Ledger<C> {
             )));
         }
         if domain.chainId != U256::from(chain_id) || domain.verifyingContract != contract {
-            return Err(not_ours("its EIP-712 domain names another chain or address".into()));
+            return Err(not_ours(
+                "its EIP-712 domain names another chain or address".into(),
+            ));
         }
         let domain = submission::domain(chain_id, contract);
-        Ok(Ledger { chain, contract, domain })
+        Ok(Ledger {
+            chain,
+            contract,
+            domain,
+        })
     }
 
     /// The chain the contract lives on.
@@ -203,8 +213,10 @@ impl<C: Chain> Ledger<C> {
             .call(Address::ZERO, to, call.abi_encode().into())
             .await
             .map_err(|e| refused(T::SIGNATURE, e))?;
-        T::abi_decode_returns(&output)
-            .map_err(|e| LedgerError::BadReturn { function: T::SIGNATURE, reason: e.to_string() })
+        T::abi_decode_returns(&output).map_err(|e| LedgerError::BadReturn {
+            function: T::SIGNATURE,
+            reason: e.to_string(),
+        })
     }
 
     async fn transact<T: SolCall>(
@@ -228,7 +240,14 @@ impl<C: Chain> Ledger<C> {
 
     /// What `owner` allows the reward contract to move of `token`.
     pub async fn allowance(&self, token: Address, owner: Address) -> Result<U256, LedgerError> {
-        self.view(token, TestToken::allowanceCall { owner, spender: self.contract }).await
+        self.view(
+            token,
+            TestToken::allowanceCall {
+                owner,
+                spender: self.contract,
+            },
+        )
+        .await
     }
 
     /// Lets the reward contract move `amount` of `owner`'s `token`.
@@ -238,7 +257,10 @@ impl<C: Chain> Ledger<C> {
         token: Address,
         amount: U256,
     ) -> Result<Receipt, LedgerError> {
-        let call = TestToken::approveCall { spender: self.contract, value: amount };
+        let call = TestToken::approveCall {
+            spender: self.contract,
+            value: amount,
+        };
         self.transact(owner, token, call).await
     }
 
@@ -251,7 +273,12 @@ impl<C: Chain> Ledger<C> {
     ) -> Result<(), LedgerError> {
         let available = self.balance_of(token, owner).await?;
         if available < needed {
-            return Err(LedgerError::InsufficientBalance { token, account: owner, needed, available });
+            return Err(LedgerError::InsufficientBalance {
+                token,
+                account: owner,
+                needed,
+                available,
+            });
         }
         let approved = self.allowance(token, owner).await?;
         if approved < needed {
@@ -274,9 +301,15 @@ impl<C: Chain> Ledger<C> {
         sponsor: &PrivateKeySigner,
         params: TaskParams,
     ) -> Result<(U256, Receipt), LedgerError> {
-        self.check_funds(params.token, sponsor.address(), params.pool).await?;
-        let receipt =
-            self.transact(sponsor, self.contract, FederatedRewards::createTaskCall { params }).await?;
+        self.check_funds(params.token, sponsor.address(), params.pool)
+            .await?;
+        let receipt = self
+            .transact(
+                sponsor,
+                self.contract,
+                FederatedRewards::createTaskCall { params },
+            )
+            .await?;
         let created = receipt
             .logs
             .iter()
@@ -290,7 +323,11 @@ impl<C: Chain> Ledger<C> {
 
     /// Everything about a task, as of the latest block.
     pub async fn task(&self, task_id: U256) -> Result<TaskView, LedgerError> {
-        self.view(self.contract, FederatedRewards::getTaskCall { taskId: task_id }).await
+        self.view(
+            self.contract,
+            FederatedRewards::getTaskCall { taskId: task_id },
+        )
+        .await
     }
 
     /// Sends the unspent pool (and, after the claim deadline, what was never
@@ -300,7 +337,12 @@ impl<C: Chain> Ledger<C> {
         sponsor: &PrivateKeySigner,
         task_id: U256,
     ) -> Result<Receipt, LedgerError> {
-        self.transact(sponsor, self.contract, FederatedRewards::reclaimCall { taskId: task_id }).await
+        self.transact(
+            sponsor,
+            self.contract,
+            FederatedRewards::reclaimCall { taskId: task_id },
+        )
+        .await
     }
 
     // ----- stake --------------------------------------------------------------
@@ -314,7 +356,10 @@ impl<C: Chain> Ledger<C> {
     ) -> Result<Receipt, LedgerError> {
         let token = self.task(task_id).await?.token;
         self.check_funds(token, client.address(), amount).await?;
-        let call = FederatedRewards::stakeCall { taskId: task_id, amount };
+        let call = FederatedRewards::stakeCall {
+            taskId: task_id,
+            amount,
+        };
         self.transact(client, self.contract, call).await
     }
 
@@ -325,7 +370,10 @@ impl<C: Chain> Ledger<C> {
         task_id: U256,
         amount: U256,
     ) -> Result<Receipt, LedgerError> {
-        let call = FederatedRewards::requestUnstakeCall { taskId: task_id, amount };
+        let call = FederatedRewards::requestUnstakeCall {
+            taskId: task_id,
+            amount,
+        };
         self.transact(client, self.contract, call).await
     }
 
@@ -335,8 +383,12 @@ impl<C: Chain> Ledger<C> {
         client: &PrivateKeySigner,
         task_id: U256,
     ) -> Result<Receipt, LedgerError> {
-        self.transact(client, self.contract, FederatedRewards::withdrawCall { taskId: task_id })
-            .await
+        self.transact(
+            client,
+            self.contract,
+            FederatedRewards::withdrawCall { taskId: task_id },
+        )
+        .await
     }
 
     /// `account`'s active stake, unbonding stake and unbonding end.
@@ -345,7 +397,14 @@ impl<C: Chain> Ledger<C> {
         task_id: U256,
         account: Address,
     ) -> Result<FederatedRewards::stakeOfReturn, LedgerError> {
-        self.view(self.contract, FederatedRewards::stakeOfCall { taskId: task_id, account }).await
+        self.view(
+            self.contract,
+            FederatedRewards::stakeOfCall {
+                taskId: task_id,
+                account,
+            },
+        )
+        .await
     }
 
     // ----- rounds -------------------------------------------------------------
@@ -378,13 +437,19 @@ impl<C: Chain> Ledger<C> {
         task_id: U256,
         round: u64,
     ) -> Result<Receipt, LedgerError> {
-        let call = FederatedRewards::vetoCall { taskId: task_id, round };
+        let call = FederatedRewards::vetoCall {
+            taskId: task_id,
+            round,
+        };
         self.transact(arbiter, self.contract, call).await
     }
 
     /// Where a round stands.
     pub async fn round_state(&self, task_id: U256, round: u64) -> Result<RoundState, LedgerError> {
-        let call = FederatedRewards::roundInfoCall { taskId: task_id, round };
+        let call = FederatedRewards::roundInfoCall {
+            taskId: task_id,
+            round,
+        };
         let info = self.view(self.contract, call).await?;
         match info.status {
             0 => Ok(RoundState::NotPosted),
@@ -421,7 +486,14 @@ impl<C: Chain> Ledger<C> {
 
     /// What `account` has claimed so far (cumulative).
     pub async fn claimed(&self, task_id: U256, account: Address) -> Result<U256, LedgerError> {
-        self.view(self.contract, FederatedRewards::claimedCall { taskId: task_id, account }).await
+        self.view(
+            self.contract,
+            FederatedRewards::claimedCall {
+                taskId: task_id,
+                account,
+            },
+        )
+        .await
     }
 
     // ----- slashing -----------------------------------------------------------
@@ -437,7 +509,13 @@ impl<C: Chain> Ledger<C> {
         amount: U256,
         evidence: Evidence,
     ) -> Result<(B256, Receipt), LedgerError> {
-        let call = FederatedRewards::slashCall { taskId: task_id, client, round, amount, evidence };
+        let call = FederatedRewards::slashCall {
+            taskId: task_id,
+            client,
+            round,
+            amount,
+            evidence,
+        };
         let receipt = self.transact(coordinator, self.contract, call).await?;
         let id = self.slash_id(task_id, client, round, false).await?;
         Ok((id, receipt))
@@ -473,8 +551,12 @@ impl<C: Chain> Ledger<C> {
         round: u64,
         equivocation: bool,
     ) -> Result<B256, LedgerError> {
-        let call =
-            FederatedRewards::slashIdOfCall { taskId: task_id, client, round, equivocation };
+        let call = FederatedRewards::slashIdOfCall {
+            taskId: task_id,
+            client,
+            round,
+            equivocation,
+        };
         self.view(self.contract, call).await
     }
 
@@ -485,7 +567,10 @@ impl<C: Chain> Ledger<C> {
         task_id: U256,
         slash_id: B256,
     ) -> Result<Receipt, LedgerError> {
-        let call = FederatedRewards::vetoSlashCall { taskId: task_id, slashId: slash_id };
+        let call = FederatedRewards::vetoSlashCall {
+            taskId: task_id,
+            slashId: slash_id,
+        };
         self.transact(arbiter, self.contract, call).await
     }
 
@@ -496,7 +581,10 @@ impl<C: Chain> Ledger<C> {
         task_id: U256,
         slash_id: B256,
     ) -> Result<Receipt, LedgerError> {
-        let call = FederatedRewards::finalizeSlashCall { taskId: task_id, slashId: slash_id };
+        let call = FederatedRewards::finalizeSlashCall {
+            taskId: task_id,
+            slashId: slash_id,
+        };
         self.transact(sender, self.contract, call).await
     }
 }
@@ -504,9 +592,37 @@ impl<C: Chain> Ledger<C> {
 /// Maps a chain error of `function` to a ledger error, decoding reverts.
 fn refused(function: &'static str, error: ChainError) -> LedgerError {
     match error {
-        ChainError::Reverted { data } => LedgerError::Refused { function, error: decode_revert(&data) },
+        ChainError::Reverted { data } => LedgerError::Refused {
+            function,
+            error: decode_revert(&data),
+        },
         other => LedgerError::Chain(other),
     }
+}
+
+/// The key that deploys the embedded chain's own contracts. It is public on
+/// purpose: the embedded chain is a local ledger, and anyone must be able to
+/// find its contracts at the same addresses.
+pub fn embedded_deployer() -> PrivateKeySigner {
+    let secret = alloy::primitives::keccak256(b"fedstake embedded chain deployer");
+    // A fixed input whose hash is a valid secp256k1 scalar (tests use it).
+    PrivateKeySigner::from_bytes(&secret).expect("the embedded deployer key is a valid scalar")
+}
+
+/// The embedded chain's own reward contract and test token, deployed by
+/// [`embedded_deployer`] on first use (nonces 0 and 1) and found at the
+/// same addresses afterwards.
+pub async fn embedded_defaults<C: Chain>(chain: C) -> Result<(Ledger<C>, Address), LedgerError> {
+    let deployer = embedded_deployer();
+    let rewards = deployer.address().create(0);
+    let token = deployer.address().create(1);
+    if chain.code(rewards).await?.is_empty() {
+        let ledger = Ledger::deploy(chain, &deployer).await?;
+        let deployed = deploy_test_token(ledger.chain(), &deployer).await?;
+        debug_assert_eq!((ledger.address(), deployed), (rewards, token));
+        return Ok((ledger, deployed));
+    }
+    Ok((Ledger::attach(chain, rewards, None).await?, token))
 }
 
 /// Deploys the `TestToken` ERC-20 (public mint, for local chains and tests).
@@ -514,11 +630,15 @@ pub async fn deploy_test_token<C: Chain>(
     chain: &C,
     deployer: &PrivateKeySigner,
 ) -> Result<Address, LedgerError> {
-    let receipt = chain.send(deployer, None, TestToken::BYTECODE.clone()).await?;
-    receipt.contract_address.ok_or_else(|| LedgerError::BadReturn {
-        function: "TestToken constructor",
-        reason: "the deployment created no contract".into(),
-    })
+    let receipt = chain
+        .send(deployer, None, TestToken::BYTECODE.clone())
+        .await?;
+    receipt
+        .contract_address
+        .ok_or_else(|| LedgerError::BadReturn {
+            function: "TestToken constructor",
+            reason: "the deployment created no contract".into(),
+        })
 }
 
 /// Mints `amount` of a `TestToken` to `to`.
@@ -530,5 +650,8 @@ pub async fn mint_test_token<C: Chain>(
     amount: U256,
 ) -> Result<Receipt, LedgerError> {
     let input: Bytes = TestToken::mintCall { to, amount }.abi_encode().into();
-    chain.send(sender, Some(token), input).await.map_err(|e| refused("mint", e))
+    chain
+        .send(sender, Some(token), input)
+        .await
+        .map_err(|e| refused("mint", e))
 }

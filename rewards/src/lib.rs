@@ -24,9 +24,9 @@ pub mod submission;
 
 pub use error::PolicyError;
 pub use merkle::{MerkleError, PayoutTree};
-pub use submission::{Submission, SubmissionError};
 pub use payout::{CumulativePayouts, RoundPayout, SCORE_ONE, Score, split_budget};
 pub use slashing::{
     BasisPoints, FlagReason, FlaggedRound, RoundObservation, SlashDecision, SlashingPolicy,
     SlashingTracker,
 };
+pub use submission::{Submission, SubmissionError};

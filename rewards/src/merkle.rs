@@ -71,7 +71,10 @@ fn node_hash(a: &B256, b: &B256) -> B256 {
 
 /// Checks a proof the way OZ `MerkleProof.verify` does.
 pub fn verify_proof(root: B256, leaf: B256, proof: &[B256]) -> bool {
-    proof.iter().fold(leaf, |node, sibling| node_hash(&node, sibling)) == root
+    proof
+        .iter()
+        .fold(leaf, |node, sibling| node_hash(&node, sibling))
+        == root
 }
 
 /// A cumulative payout tree with every account's total and its position.
@@ -99,7 +102,7 @@ impl PayoutTree {
         if hashed.is_empty() {
             return Err(MerkleError::Empty);
         }
-        hashed.sort_by(|a, b| a.0.cmp(&b.0));
+        hashed.sort_by_key(|leaf| leaf.0);
 
         let len = 2 * hashed.len() - 1;
         let mut nodes = vec![B256::ZERO; len];
@@ -117,7 +120,11 @@ impl PayoutTree {
 
     /// The tree over a policy's cumulative totals, accounts being addresses.
     pub fn from_payouts(payouts: &CumulativePayouts<Address>) -> Result<PayoutTree, MerkleError> {
-        PayoutTree::new(payouts.iter().map(|(account, total)| (*account, U256::from(total))))
+        PayoutTree::new(
+            payouts
+                .iter()
+                .map(|(account, total)| (*account, U256::from(total))),
+        )
     }
 
     /// The root the coordinator posts on chain.
@@ -132,13 +139,17 @@ impl PayoutTree {
 
     /// Every account and its cumulative amount, by address.
     pub fn entries(&self) -> impl Iterator<Item = (Address, U256)> + '_ {
-        self.leaves.iter().map(|(account, (amount, _))| (*account, *amount))
+        self.leaves
+            .iter()
+            .map(|(account, (amount, _))| (*account, *amount))
     }
 
     /// The proof for `account`'s leaf, leaf-side sibling first.
     pub fn proof(&self, account: Address) -> Result<Vec<B256>, MerkleError> {
-        let &(_, mut index) =
-            self.leaves.get(&account).ok_or(MerkleError::UnknownAccount(account))?;
+        let &(_, mut index) = self
+            .leaves
+            .get(&account)
+            .ok_or(MerkleError::UnknownAccount(account))?;
         let mut proof = Vec::new();
         while index > 0 {
             let sibling = if index % 2 == 1 { index + 1 } else { index - 1 };
@@ -171,7 +182,10 @@ impl PayoutTree {
     /// Parses a `standard-v1` dump and checks that every hash in it follows
     /// from its values (a tampered dump is refused, not trusted).
     pub fn from_json(json: &str, origin: &str) -> Result<PayoutTree, MerkleError> {
-        let invalid = |reason: String| MerkleError::InvalidDump { path: origin.into(), reason };
+        let invalid = |reason: String| MerkleError::InvalidDump {
+            path: origin.into(),
+            reason,
+        };
         let dump: Dump = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
         if dump.format != "standard-v1" || dump.leaf_encoding != ["address", "uint256"] {
             return Err(invalid(format!(
@@ -181,10 +195,16 @@ impl PayoutTree {
         }
         let mut entries = Vec::with_capacity(dump.values.len());
         for value in &dump.values {
-            let account: Address =
-                value.value.0.parse().map_err(|_| invalid(format!("bad address {}", value.value.0)))?;
-            let amount: U256 =
-                value.value.1.parse().map_err(|_| invalid(format!("bad amount {}", value.value.1)))?;
+            let account: Address = value
+                .value
+                .0
+                .parse()
+                .map_err(|_| invalid(format!("bad address {}", value.value.0)))?;
+            let amount: U256 = value
+                .value
+                .1
+                .parse()
+                .map_err(|_| invalid(format!("bad amount {}", value.value.1)))?;
             entries.push((account, amount));
         }
         let tree = PayoutTree::new(entries).map_err(|e| invalid(e.to_string()))?;
@@ -196,7 +216,10 @@ impl PayoutTree {
 
     /// Writes the dump atomically (temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<(), MerkleError> {
-        let io = |source| MerkleError::Io { path: path.display().to_string(), source };
+        let io = |source| MerkleError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let temporary = path.with_extension("json.tmp");
         std::fs::write(&temporary, self.to_json()).map_err(io)?;
         std::fs::rename(&temporary, path).map_err(io)
@@ -204,8 +227,10 @@ impl PayoutTree {
 
     /// Reads a dump written by [`PayoutTree::save`] or by OZ's tooling.
     pub fn load(path: &Path) -> Result<PayoutTree, MerkleError> {
-        let json = std::fs::read_to_string(path)
-            .map_err(|source| MerkleError::Io { path: path.display().to_string(), source })?;
+        let json = std::fs::read_to_string(path).map_err(|source| MerkleError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         PayoutTree::from_json(&json, &path.display().to_string())
     }
 }
@@ -245,12 +270,18 @@ mod tests {
     #[test]
     fn every_proof_verifies_and_no_proof_verifies_another_amount() {
         for n in 1..=17u8 {
-            let entries: Vec<_> = (1..=n).map(|i| (account(i), U256::from(i as u64 * 1000))).collect();
+            let entries: Vec<_> = (1..=n)
+                .map(|i| (account(i), U256::from(i as u64 * 1000)))
+                .collect();
             let tree = PayoutTree::new(entries.clone()).unwrap();
             for (who, amount) in &entries {
                 let proof = tree.proof(*who).unwrap();
                 assert!(verify_proof(tree.root(), leaf_hash(*who, *amount), &proof));
-                assert!(!verify_proof(tree.root(), leaf_hash(*who, amount + U256::from(1)), &proof));
+                assert!(!verify_proof(
+                    tree.root(),
+                    leaf_hash(*who, amount + U256::from(1)),
+                    &proof
+                ));
             }
         }
     }
@@ -270,15 +301,22 @@ mod tests {
     fn duplicates_and_empty_trees_are_refused() {
         assert!(matches!(PayoutTree::new([]), Err(MerkleError::Empty)));
         let twice = [(account(1), U256::from(1)), (account(1), U256::from(2))];
-        assert!(matches!(PayoutTree::new(twice), Err(MerkleError::DuplicateAccount(_))));
+        assert!(matches!(
+            PayoutTree::new(twice),
+            Err(MerkleError::DuplicateAccount(_))
+        ));
         let tree = PayoutTree::new([(account(1), U256::from(1))]).unwrap();
-        assert!(matches!(tree.proof(account(2)), Err(MerkleError::UnknownAccount(_))));
+        assert!(matches!(
+            tree.proof(account(2)),
+            Err(MerkleError::UnknownAccount(_))
+        ));
     }
 
     #[test]
     fn dump_round_trips_and_tampering_is_detected() {
         let tree =
-            PayoutTree::new((1..=5u8).map(|i| (account(i), U256::from(i as u64) << 100usize))).unwrap();
+            PayoutTree::new((1..=5u8).map(|i| (account(i), U256::from(i as u64) << 100usize)))
+                .unwrap();
         let json = tree.to_json();
         assert_eq!(PayoutTree::from_json(&json, "t").unwrap(), tree);
         let tampered = json.replacen(&(U256::from(1u64) << 100usize).to_string(), "7", 1);

@@ -57,7 +57,12 @@ pub fn domain(chain_id: u64, contract: Address) -> Eip712Domain {
 impl Submission {
     /// The submission of `update_hash` by a client for `(task, round, attempt)`.
     pub fn new(task_id: U256, round: u64, attempt: u32, update_hash: B256) -> Submission {
-        Submission { taskId: task_id, round, attempt, updateHash: update_hash }
+        Submission {
+            taskId: task_id,
+            round,
+            attempt,
+            updateHash: update_hash,
+        }
     }
 
     /// Signs the EIP-712 digest; the 65-byte result is what `slash` takes.
@@ -93,7 +98,10 @@ impl Submission {
         if recovered == expected {
             Ok(())
         } else {
-            Err(SubmissionError::WrongSigner { expected, recovered })
+            Err(SubmissionError::WrongSigner {
+                expected,
+                recovered,
+            })
         }
     }
 }
@@ -112,7 +120,9 @@ mod tests {
         let (submission, domain) = example();
         let signer = PrivateKeySigner::random();
         let signature = submission.sign(&signer, &domain).unwrap().as_bytes();
-        submission.verify(&signature, &domain, signer.address()).unwrap();
+        submission
+            .verify(&signature, &domain, signer.address())
+            .unwrap();
         let other = PrivateKeySigner::random().address();
         assert!(matches!(
             submission.verify(&signature, &domain, other),
@@ -126,14 +136,41 @@ mod tests {
         let signer = PrivateKeySigner::random();
         let signature = submission.sign(&signer, &domain).unwrap().as_bytes();
         let changed = [
-            (Submission { round: 8, ..submission.clone() }, domain.clone()),
-            (Submission { attempt: 1, ..submission.clone() }, domain.clone()),
-            (Submission { updateHash: B256::ZERO, ..submission.clone() }, domain.clone()),
-            (submission.clone(), super::domain(1, Address::repeat_byte(0x11))),
-            (submission.clone(), super::domain(31337, Address::repeat_byte(0x12))),
+            (
+                Submission {
+                    round: 8,
+                    ..submission.clone()
+                },
+                domain.clone(),
+            ),
+            (
+                Submission {
+                    attempt: 1,
+                    ..submission.clone()
+                },
+                domain.clone(),
+            ),
+            (
+                Submission {
+                    updateHash: B256::ZERO,
+                    ..submission.clone()
+                },
+                domain.clone(),
+            ),
+            (
+                submission.clone(),
+                super::domain(1, Address::repeat_byte(0x11)),
+            ),
+            (
+                submission.clone(),
+                super::domain(31337, Address::repeat_byte(0x12)),
+            ),
         ];
         for (other, other_domain) in changed {
-            assert_ne!(other.recover(&signature, &other_domain).ok(), Some(signer.address()));
+            assert_ne!(
+                other.recover(&signature, &other_domain).ok(),
+                Some(signer.address())
+            );
         }
     }
 

@@ -1,5 +1,6 @@
 //! The embedded chain keeps its state across restarts, and the ledger refuses
 //! chains and addresses it must not use.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod common;
 
@@ -20,15 +21,27 @@ async fn embedded_chain_keeps_every_balance_and_its_clock_across_a_restart() {
         let chain = EmbeddedChain::open(&path, 31337).unwrap();
         let ledger = Ledger::deploy(chain, &owner).await.unwrap();
         let token = deploy_test_token(ledger.chain(), &owner).await.unwrap();
-        mint_test_token(ledger.chain(), &owner, token, holder, U256::from(12345)).await.unwrap();
+        mint_test_token(ledger.chain(), &owner, token, holder, U256::from(12345))
+            .await
+            .unwrap();
         ledger.chain().advance_time(1_000_000).await.unwrap();
-        (token, ledger.address(), ledger.chain().timestamp().await.unwrap())
+        (
+            token,
+            ledger.address(),
+            ledger.chain().timestamp().await.unwrap(),
+        )
     };
 
     let chain = EmbeddedChain::open(&path, 31337).unwrap();
-    assert!(chain.timestamp().await.unwrap() >= clock, "the clock never goes back");
+    assert!(
+        chain.timestamp().await.unwrap() >= clock,
+        "the clock never goes back"
+    );
     let ledger = Ledger::attach(chain, contract, Some(31337)).await.unwrap();
-    assert_eq!(ledger.balance_of(token, holder).await.unwrap(), U256::from(12345));
+    assert_eq!(
+        ledger.balance_of(token, holder).await.unwrap(),
+        U256::from(12345)
+    );
     // The deployer's nonce survived too: a new deployment gets a new address.
     let second = deploy_test_token(ledger.chain(), &owner).await.unwrap();
     assert_ne!(second, token);
@@ -49,7 +62,10 @@ async fn ledger_refuses_an_address_that_is_not_federated_rewards() {
     let dir = tempfile::tempdir().unwrap();
     let chain = EmbeddedChain::open(&dir.path().join("chain.db"), 31337).unwrap();
     let owner = PrivateKeySigner::random();
-    let other = chain.send(&owner, None, NotRewards::BYTECODE.clone()).await.unwrap();
+    let other = chain
+        .send(&owner, None, NotRewards::BYTECODE.clone())
+        .await
+        .unwrap();
     let other = other.contract_address.unwrap();
     let token = deploy_test_token(&chain, &owner).await.unwrap();
     let ledger = Ledger::deploy(chain, &owner).await.unwrap();
@@ -63,11 +79,23 @@ async fn ledger_refuses_an_address_that_is_not_federated_rewards() {
         (Address::repeat_byte(9), "no contract"),
     ] {
         let error = Ledger::attach(reopen(), address, None).await.unwrap_err();
-        assert!(matches!(error, LedgerError::NotOurContract { .. }), "{error}");
+        assert!(
+            matches!(error, LedgerError::NotOurContract { .. }),
+            "{error}"
+        );
         assert!(error.to_string().contains(expected), "{error}");
     }
-    let error = Ledger::attach(reopen(), contract, Some(10)).await.unwrap_err();
-    assert!(matches!(error, LedgerError::WrongChainId { expected: 10, found: 31337, .. }));
+    let error = Ledger::attach(reopen(), contract, Some(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        LedgerError::WrongChainId {
+            expected: 10,
+            found: 31337,
+            ..
+        }
+    ));
 }
 
 #[tokio::test]

@@ -5,12 +5,13 @@
 //!
 //! The anvil run needs the npm anvil that `scripts/install-contract-deps.sh`
 //! installs (the test command runs it first).
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod common;
 
-use alloy_node_bindings::Anvil;
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
+use alloy_node_bindings::Anvil;
 use fedstake_rewards::chain::{Chain, EmbeddedChain, RpcChain};
 use fedstake_rewards::ledger::{
     Evidence, Ledger, LedgerError, RoundState, SignedSubmission, TaskParams, deploy_test_token,
@@ -47,19 +48,32 @@ fn pay_round(
 ) -> (PayoutTree, U256) {
     let scores: Vec<Score> = scores.iter().map(|s| Score::from_raw(*s)).collect();
     let round = split_budget(BUDGET, &scores);
-    let credits = cast.clients.iter().map(|c| c.address()).zip(round.payouts.iter().copied());
+    let credits = cast
+        .clients
+        .iter()
+        .map(|c| c.address())
+        .zip(round.payouts.iter().copied());
     payouts.credit_round(credits).unwrap();
     let tree = PayoutTree::from_payouts(payouts).unwrap();
     (tree, u(round.payouts.iter().sum()))
 }
 
 async fn lifecycle<C: Chain>(chain: C, cast: Cast) {
-    let Cast { sponsor, coordinator, arbiter, clients } = &cast;
+    let Cast {
+        sponsor,
+        coordinator,
+        arbiter,
+        clients,
+    } = &cast;
     let ledger = Ledger::deploy(chain, sponsor).await.unwrap();
     let token = deploy_test_token(ledger.chain(), sponsor).await.unwrap();
-    mint_test_token(ledger.chain(), sponsor, token, sponsor.address(), u(POOL)).await.unwrap();
+    mint_test_token(ledger.chain(), sponsor, token, sponsor.address(), u(POOL))
+        .await
+        .unwrap();
     for client in clients {
-        mint_test_token(ledger.chain(), sponsor, token, client.address(), u(STAKE)).await.unwrap();
+        mint_test_token(ledger.chain(), sponsor, token, client.address(), u(STAKE))
+            .await
+            .unwrap();
     }
 
     // The sponsor escrows the pool; without an allowance it is told so.
@@ -77,8 +91,14 @@ async fn lifecycle<C: Chain>(chain: C, cast: Cast) {
         endTime: now + 10 * 86_400,
         claimDeadline: now + 40 * 86_400,
     };
-    let refused = ledger.create_task(sponsor, params.clone()).await.unwrap_err();
-    assert!(matches!(refused, LedgerError::MissingAllowance { .. }), "{refused}");
+    let refused = ledger
+        .create_task(sponsor, params.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, LedgerError::MissingAllowance { .. }),
+        "{refused}"
+    );
     ledger.approve(sponsor, token, u(POOL)).await.unwrap();
     let (task, _) = ledger.create_task(sponsor, params).await.unwrap();
 
@@ -86,8 +106,14 @@ async fn lifecycle<C: Chain>(chain: C, cast: Cast) {
     for client in clients {
         ledger.approve(client, token, u(STAKE)).await.unwrap();
     }
-    let refused = ledger.stake(&clients[0], task, u(STAKE + 1)).await.unwrap_err();
-    assert!(matches!(refused, LedgerError::InsufficientBalance { .. }), "{refused}");
+    let refused = ledger
+        .stake(&clients[0], task, u(STAKE + 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, LedgerError::InsufficientBalance { .. }),
+        "{refused}"
+    );
     for client in clients {
         ledger.stake(client, task, u(STAKE)).await.unwrap();
     }
@@ -95,9 +121,29 @@ async fn lifecycle<C: Chain>(chain: C, cast: Cast) {
     // Two rounds paid by score; the third client is rejected in round 2.
     let mut payouts = CumulativePayouts::new();
     let (tree_1, total_1) = pay_round(&mut payouts, &cast, [3, 2, 1]);
-    ledger.post_round(coordinator, task, 1, B256::repeat_byte(1), tree_1.root(), total_1).await.unwrap();
+    ledger
+        .post_round(
+            coordinator,
+            task,
+            1,
+            B256::repeat_byte(1),
+            tree_1.root(),
+            total_1,
+        )
+        .await
+        .unwrap();
     let (tree_2, total_2) = pay_round(&mut payouts, &cast, [1, 1, 0]);
-    ledger.post_round(coordinator, task, 2, B256::repeat_byte(2), tree_2.root(), total_2).await.unwrap();
+    ledger
+        .post_round(
+            coordinator,
+            task,
+            2,
+            B256::repeat_byte(2),
+            tree_2.root(),
+            total_2,
+        )
+        .await
+        .unwrap();
     let refused = ledger
         .post_round(&clients[0], task, 3, B256::ZERO, tree_2.root(), u(1))
         .await
@@ -119,15 +165,39 @@ async fn lifecycle<C: Chain>(chain: C, cast: Cast) {
     // A signature the coordinator made itself is not the client's: refused.
     let forged = submission.sign(coordinator, ledger.domain()).unwrap();
     let refused = ledger
-        .slash(coordinator, task, poisoner.address(), 2, u(SLASH), evidence(forged.as_bytes().to_vec()))
+        .slash(
+            coordinator,
+            task,
+            poisoner.address(),
+            2,
+            u(SLASH),
+            evidence(forged.as_bytes().to_vec()),
+        )
         .await
         .unwrap_err();
-    assert!(refused.to_string().contains("InvalidSignature"), "{refused}");
+    assert!(
+        refused.to_string().contains("InvalidSignature"),
+        "{refused}"
+    );
     let (slash_id, _) = ledger
-        .slash(coordinator, task, poisoner.address(), 2, u(SLASH), evidence(signature.as_bytes().to_vec()))
+        .slash(
+            coordinator,
+            task,
+            poisoner.address(),
+            2,
+            u(SLASH),
+            evidence(signature.as_bytes().to_vec()),
+        )
         .await
         .unwrap();
-    assert_eq!(ledger.stake_of(task, poisoner.address()).await.unwrap().active, u(STAKE - SLASH));
+    assert_eq!(
+        ledger
+            .stake_of(task, poisoner.address())
+            .await
+            .unwrap()
+            .active,
+        u(STAKE - SLASH)
+    );
 
     // Equivocation needs two different updates signed for one round.
     let same = SignedSubmission {
@@ -144,21 +214,46 @@ async fn lifecycle<C: Chain>(chain: C, cast: Cast) {
     // A third round is posted, then vetoed: it pays nothing.
     let mut vetoed_payouts = payouts.clone();
     let (tree_3, total_3) = pay_round(&mut vetoed_payouts, &cast, [1, 1, 1]);
-    ledger.post_round(coordinator, task, 3, B256::repeat_byte(3), tree_3.root(), total_3).await.unwrap();
+    ledger
+        .post_round(
+            coordinator,
+            task,
+            3,
+            B256::repeat_byte(3),
+            tree_3.root(),
+            total_3,
+        )
+        .await
+        .unwrap();
     ledger.veto(arbiter, task, 3).await.unwrap();
-    assert_eq!(ledger.round_state(task, 3).await.unwrap(), RoundState::Vetoed);
-    assert_eq!(ledger.round_state(task, 2).await.unwrap(), RoundState::Pending);
+    assert_eq!(
+        ledger.round_state(task, 3).await.unwrap(),
+        RoundState::Vetoed
+    );
+    assert_eq!(
+        ledger.round_state(task, 2).await.unwrap(),
+        RoundState::Pending
+    );
 
     // Nothing is claimable before the windows pass.
     let first = clients[0].address();
     let refused = ledger
-        .claim(&clients[0], task, first, tree_2.amount(first).unwrap(), tree_2.proof(first).unwrap())
+        .claim(
+            &clients[0],
+            task,
+            first,
+            tree_2.amount(first).unwrap(),
+            tree_2.proof(first).unwrap(),
+        )
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("NoFinalRound"), "{refused}");
 
     ledger.chain().advance_time(WINDOW + 1).await.unwrap();
-    ledger.finalize_slash(&clients[0], task, slash_id).await.unwrap();
+    ledger
+        .finalize_slash(&clients[0], task, slash_id)
+        .await
+        .unwrap();
 
     // Every client claims its cumulative total with a proof built here.
     for client in clients {
@@ -167,16 +262,41 @@ async fn lifecycle<C: Chain>(chain: C, cast: Cast) {
         if amount.is_zero() {
             continue;
         }
-        ledger.claim(client, task, account, amount, tree_2.proof(account).unwrap()).await.unwrap();
+        ledger
+            .claim(
+                client,
+                task,
+                account,
+                amount,
+                tree_2.proof(account).unwrap(),
+            )
+            .await
+            .unwrap();
         assert_eq!(ledger.claimed(task, account).await.unwrap(), amount);
         // A second claim of the same total has nothing to pay.
-        let again = ledger.claim(client, task, account, amount, tree_2.proof(account).unwrap());
-        assert!(again.await.unwrap_err().to_string().contains("NothingToClaim"));
+        let again = ledger.claim(
+            client,
+            task,
+            account,
+            amount,
+            tree_2.proof(account).unwrap(),
+        );
+        assert!(
+            again
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("NothingToClaim")
+        );
     }
 
     // Clients leave: unbonding, then withdrawal after the period.
     for client in clients {
-        let active = ledger.stake_of(task, client.address()).await.unwrap().active;
+        let active = ledger
+            .stake_of(task, client.address())
+            .await
+            .unwrap()
+            .active;
         ledger.request_unstake(client, task, active).await.unwrap();
     }
     ledger.chain().advance_time(UNBONDING + 1).await.unwrap();
@@ -205,7 +325,10 @@ async fn lifecycle<C: Chain>(chain: C, cast: Cast) {
             "client {i}"
         );
     }
-    assert_eq!(ledger.balance_of(token, ledger.address()).await.unwrap(), U256::ZERO);
+    assert_eq!(
+        ledger.balance_of(token, ledger.address()).await.unwrap(),
+        U256::ZERO
+    );
 }
 
 #[tokio::test]
@@ -216,7 +339,11 @@ async fn embedded_chain_runs_a_task_from_escrow_to_reclaim() {
         sponsor: PrivateKeySigner::random(),
         coordinator: PrivateKeySigner::random(),
         arbiter: PrivateKeySigner::random(),
-        clients: [PrivateKeySigner::random(), PrivateKeySigner::random(), PrivateKeySigner::random()],
+        clients: [
+            PrivateKeySigner::random(),
+            PrivateKeySigner::random(),
+            PrivateKeySigner::random(),
+        ],
     };
     lifecycle(chain, cast).await;
 }

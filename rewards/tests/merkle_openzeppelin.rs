@@ -1,6 +1,7 @@
 //! Our payout tree is OpenZeppelin's: the same root and proofs as
 //! `@openzeppelin/merkle-tree` (run through `contracts/scripts/merkle.mjs`)
 //! for the same leaves.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod common;
 
@@ -13,17 +14,27 @@ use fedstake_rewards::PayoutTree;
 use proptest::prelude::*;
 
 fn openzeppelin(entries: &[(Address, U256)]) -> (B256, BTreeMap<Address, Vec<B256>>) {
-    let values: Vec<[String; 2]> =
-        entries.iter().map(|(a, v)| [a.to_checksum(None), v.to_string()]).collect();
+    let values: Vec<[String; 2]> = entries
+        .iter()
+        .map(|(a, v)| [a.to_checksum(None), v.to_string()])
+        .collect();
     let mut child = Command::new("node")
         .arg(common::contracts_dir().join("scripts/merkle.mjs"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("node runs");
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&values).unwrap().as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&values).unwrap().as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "merkle.mjs failed; run scripts/install-contract-deps.sh");
+    assert!(
+        output.status.success(),
+        "merkle.mjs failed; run scripts/install-contract-deps.sh"
+    );
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let root = json["root"].as_str().unwrap().parse().unwrap();
     let proofs = json["proofs"]
@@ -31,7 +42,11 @@ fn openzeppelin(entries: &[(Address, U256)]) -> (B256, BTreeMap<Address, Vec<B25
         .unwrap()
         .iter()
         .map(|(address, proof)| {
-            let proof = proof.as_array().unwrap().iter().map(|p| p.as_str().unwrap().parse().unwrap());
+            let proof = proof
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap().parse().unwrap());
             (address.parse().unwrap(), proof.collect())
         })
         .collect();

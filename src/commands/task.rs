@@ -37,3 +37,75 @@ pub fn validate(path: &Path) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `fedstake task create`: escrows the spec's reward pool in the reward
+/// contract and records the spec hash, coordinator and arbiter on chain.
+pub async fn create(
+    path: &Path,
+    chain: &super::chain::ChainArgs,
+    key: &super::chain::KeyArgs,
+    coordinator: Option<alloy::primitives::Address>,
+    no_approve: bool,
+) -> anyhow::Result<()> {
+    use alloy::primitives::{Address, B256, U256};
+    use anyhow::Context;
+    use fedstake_rewards::chain::Chain;
+    use fedstake_rewards::ledger::TaskParams;
+
+    let spec = TaskSpec::load(path)?;
+    let rewards = spec
+        .rewards
+        .as_ref()
+        .with_context(|| format!("{} has no [rewards] section to escrow", path.display()))?;
+    let connected = chain.connect().await?;
+    let ledger = &connected.ledger;
+    let sponsor = key.signer()?;
+    let token = match rewards.token_address()? {
+        Some(token) => Address::from(token),
+        None => connected.local_token.with_context(|| {
+            "rewards.token is required unless the chain is the embedded chain with its own token"
+        })?,
+    };
+    let arbiter = rewards
+        .arbiter_address()?
+        .map_or(sponsor.address(), Address::from);
+    let now = ledger.chain().timestamp().await?;
+    let end_time = now + rewards.duration;
+    let params = TaskParams {
+        specHash: B256::from(spec.spec_hash()),
+        token,
+        coordinator: coordinator.unwrap_or(sponsor.address()),
+        arbiter,
+        pool: U256::from(rewards.pool),
+        minStake: U256::from(rewards.min_stake),
+        roundBudgetCap: U256::from(rewards.round_budget),
+        challengeWindow: rewards.challenge_window,
+        unbondingPeriod: rewards.unbonding_period,
+        endTime: end_time,
+        claimDeadline: end_time + rewards.claim_period,
+    };
+    if !no_approve && ledger.allowance(token, sponsor.address()).await? < params.pool {
+        ledger.approve(&sponsor, token, params.pool).await?;
+        println!(
+            "approved {} of token {token} to the reward contract",
+            params.pool
+        );
+    }
+    let coordinator = params.coordinator;
+    let (task, receipt) = ledger.create_task(&sponsor, params).await?;
+    println!(
+        "task {task} created on {} (contract {})",
+        ledger.chain().describe(),
+        ledger.address()
+    );
+    println!("  spec hash    0x{}", hex::encode(spec.spec_hash()));
+    println!("  pool         {} of token {token}", rewards.pool);
+    println!("  coordinator  {coordinator}");
+    println!("  arbiter      {arbiter}");
+    println!("  ends         {end_time}");
+    println!(
+        "  tx           {} ({} gas)",
+        receipt.tx_hash, receipt.gas_used
+    );
+    Ok(())
+}

@@ -395,9 +395,60 @@ pub struct RewardsSpec {
     /// optional on the embedded chain, which deploys its own token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Address that may veto rounds and slashes during their challenge window: `0x` and 40
+    /// hex digits. Default: the sponsor who creates the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arbiter: Option<String>,
+    /// Seconds after a round or a slash is posted during which the arbiter can veto it;
+    /// 1 to [`MAX_CHAIN_DURATION`]. Default one day.
+    #[serde(default = "default_challenge_window")]
+    pub challenge_window: u64,
+    /// Seconds between asking to unstake and withdrawing (the stake stays slashable);
+    /// at most [`MAX_CHAIN_DURATION`]. Default one week.
+    #[serde(default = "default_unbonding_period")]
+    pub unbonding_period: u64,
+    /// Seconds from `task create` until no more rounds are posted or stake added; 1 to
+    /// [`MAX_CHAIN_DURATION`]. Default 30 days.
+    #[serde(default = "default_duration")]
+    pub duration: u64,
+    /// Seconds after the task ends during which payouts can still be claimed; from
+    /// `challenge_window` to [`MAX_CHAIN_DURATION`]. Default 90 days.
+    #[serde(default = "default_claim_period")]
+    pub claim_period: u64,
+}
+
+/// The longest duration the reward contract accepts (3650 days), in seconds.
+pub const MAX_CHAIN_DURATION: u64 = 3650 * 86_400;
+
+/// The largest amount the reward contract accepts (`2^112 - 1` base units).
+pub const MAX_CHAIN_AMOUNT: u128 = (1 << 112) - 1;
+
+fn default_challenge_window() -> u64 {
+    86_400
+}
+
+fn default_unbonding_period() -> u64 {
+    7 * 86_400
+}
+
+fn default_duration() -> u64 {
+    30 * 86_400
+}
+
+fn default_claim_period() -> u64 {
+    90 * 86_400
 }
 
 impl RewardsSpec {
+    /// The arbiter address as bytes, if given; an error for a malformed address.
+    pub fn arbiter_address(&self) -> Result<Option<[u8; 20]>, super::SpecError> {
+        self.arbiter
+            .as_deref()
+            .map(super::parse_eth_address)
+            .transpose()
+            .map_err(|reason| super::SpecError::invalid("rewards.arbiter", reason))
+    }
+
     /// The token contract address as bytes, if given; an error for a malformed address.
     pub fn token_address(&self) -> Result<Option<[u8; 20]>, super::SpecError> {
         self.token

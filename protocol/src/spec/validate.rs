@@ -2,8 +2,9 @@
 //! order. The first violation is returned, naming the dotted field.
 
 use super::{
-    AggregationRule, ChainEndpoint, MAX_DEADLINE_SECS, MAX_FRACTIONAL_BITS, ModelSpec,
-    OptimizerSpec, Phase, PrivacySpec, QUANTIZED_SUM_LIMIT, SpecError, TaskSpec, parse_sha256_hex,
+    AggregationRule, ChainEndpoint, MAX_CHAIN_AMOUNT, MAX_CHAIN_DURATION, MAX_DEADLINE_SECS,
+    MAX_FRACTIONAL_BITS, ModelSpec, OptimizerSpec, Phase, PrivacySpec, QUANTIZED_SUM_LIMIT,
+    SpecError, TaskSpec, parse_sha256_hex,
 };
 
 type Result<T = ()> = std::result::Result<T, SpecError>;
@@ -386,7 +387,31 @@ fn rewards(spec: &TaskSpec) -> Result {
     ensure(rewards.min_stake >= 1, "rewards.min_stake", || {
         "must be at least 1".into()
     })?;
+    for (field, amount) in [
+        ("rewards.pool", rewards.pool),
+        ("rewards.round_budget", rewards.round_budget),
+        ("rewards.min_stake", rewards.min_stake),
+    ] {
+        ensure(amount <= MAX_CHAIN_AMOUNT, field, || {
+            format!("{amount} is above the contract's limit 2^112 - 1")
+        })?;
+    }
+    for (field, seconds, min) in [
+        ("rewards.challenge_window", rewards.challenge_window, 1),
+        ("rewards.unbonding_period", rewards.unbonding_period, 0),
+        ("rewards.duration", rewards.duration, 1),
+        (
+            "rewards.claim_period",
+            rewards.claim_period,
+            rewards.challenge_window,
+        ),
+    ] {
+        ensure((min..=MAX_CHAIN_DURATION).contains(&seconds), field, || {
+            format!("{seconds} s is outside {min}..={MAX_CHAIN_DURATION} s")
+        })?;
+    }
     rewards.token_address()?;
+    rewards.arbiter_address()?;
     ensure(
         rewards.token.is_some()
             || !matches!(

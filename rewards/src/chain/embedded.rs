@@ -81,7 +81,10 @@ impl Head {
     /// The timestamp of the next block: the shifted wall clock, but never
     /// before the latest block.
     fn next_timestamp(&self) -> u64 {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         self.timestamp.max(wall.saturating_add(self.clock_offset))
     }
 }
@@ -100,7 +103,9 @@ pub struct EmbeddedChain {
 
 impl std::fmt::Debug for EmbeddedChain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedChain").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("EmbeddedChain")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -109,7 +114,10 @@ impl EmbeddedChain {
     /// file has no chain yet. An existing chain with another id is refused.
     pub fn open(path: &Path, chain_id: u64) -> Result<EmbeddedChain, ChainError> {
         let describe = path.display().to_string();
-        let store_error = |source| ChainError::Store { path: describe.clone(), source };
+        let store_error = |source| ChainError::Store {
+            path: describe.clone(),
+            source,
+        };
         let store = Connection::open(path).map_err(store_error)?;
         store.execute_batch(SCHEMA).map_err(store_error)?;
 
@@ -140,24 +148,40 @@ impl EmbeddedChain {
             }
             Some(head) => head,
             None => {
-                let genesis = Head { chain_id, number: 0, timestamp: 0, clock_offset: 0 };
-                let genesis = Head { timestamp: genesis.next_timestamp(), ..genesis };
+                let genesis = Head {
+                    chain_id,
+                    number: 0,
+                    timestamp: 0,
+                    clock_offset: 0,
+                };
+                let genesis = Head {
+                    timestamp: genesis.next_timestamp(),
+                    ..genesis
+                };
                 write_head(&store, &genesis).map_err(store_error)?;
                 genesis
             }
         };
         let db = load_state(&store, &describe)?;
-        Ok(EmbeddedChain { path: path.to_path_buf(), state: Mutex::new(State { db, store, head }) })
+        Ok(EmbeddedChain {
+            path: path.to_path_buf(),
+            state: Mutex::new(State { db, store, head }),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave memory ahead of the
         // file (the file is written first), so a poisoned lock is usable.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn store_error(&self) -> impl Fn(rusqlite::Error) -> ChainError + '_ {
-        move |source| ChainError::Store { path: self.path.display().to_string(), source }
+        move |source| ChainError::Store {
+            path: self.path.display().to_string(),
+            source,
+        }
     }
 
     /// Runs `tx` on top of the current state in a block at `head`, without
@@ -177,8 +201,9 @@ impl EmbeddedChain {
                 block.basefee = 0;
             })
             .build_mainnet();
-        let outcome =
-            evm.transact(tx).map_err(|e| ChainError::InvalidTransaction(e.to_string()))?;
+        let outcome = evm
+            .transact(tx)
+            .map_err(|e| ChainError::InvalidTransaction(e.to_string()))?;
         Ok((outcome.result, outcome.state))
     }
 
@@ -214,8 +239,14 @@ fn write_head(store: &Connection, head: &Head) -> rusqlite::Result<()> {
 }
 
 fn load_state(store: &Connection, path: &str) -> Result<CacheDB<EmptyDB>, ChainError> {
-    let store_error = |source| ChainError::Store { path: path.into(), source };
-    let corrupt = |reason: &str| ChainError::CorruptStore { path: path.into(), reason: reason.into() };
+    let store_error = |source| ChainError::Store {
+        path: path.into(),
+        source,
+    };
+    let corrupt = |reason: &str| ChainError::CorruptStore {
+        path: path.into(),
+        reason: reason.into(),
+    };
     let mut db = CacheDB::new(EmptyDB::default());
 
     let mut accounts = store
@@ -239,17 +270,29 @@ fn load_state(store: &Connection, path: &str) -> Result<CacheDB<EmptyDB>, ChainE
         let (address, balance, nonce, code_hash, code) = row.map_err(store_error)?;
         let address = Address::try_from(address.as_slice()).map_err(|_| corrupt("bad address"))?;
         let balance = U256::try_from_be_slice(&balance).ok_or_else(|| corrupt("bad balance"))?;
-        let code_hash = B256::try_from(code_hash.as_slice()).map_err(|_| corrupt("bad code hash"))?;
+        let code_hash =
+            B256::try_from(code_hash.as_slice()).map_err(|_| corrupt("bad code hash"))?;
         let code = code.map(|bytes| Bytecode::new_raw(bytes.into()));
-        let info = AccountInfo { balance, nonce, code_hash, code, ..AccountInfo::default() };
+        let info = AccountInfo {
+            balance,
+            nonce,
+            code_hash,
+            code,
+            ..AccountInfo::default()
+        };
         db.insert_account_info(address, info);
     }
 
-    let mut storage =
-        store.prepare("SELECT address, slot, value FROM evm_storage").map_err(store_error)?;
+    let mut storage = store
+        .prepare("SELECT address, slot, value FROM evm_storage")
+        .map_err(store_error)?;
     let rows = storage
         .query_map([], |row| {
-            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, Vec<u8>>(2)?))
+            Ok((
+                row.get::<_, Vec<u8>>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+            ))
         })
         .map_err(store_error)?;
     for row in rows {
@@ -258,7 +301,8 @@ fn load_state(store: &Connection, path: &str) -> Result<CacheDB<EmptyDB>, ChainE
         let slot = U256::try_from_be_slice(&slot).ok_or_else(|| corrupt("bad slot"))?;
         let value = U256::try_from_be_slice(&value).ok_or_else(|| corrupt("bad value"))?;
         // The empty backing database cannot fail.
-        db.insert_account_storage(address, slot, value).map_err(|_| corrupt("storage"))?;
+        db.insert_account_storage(address, slot, value)
+            .map_err(|_| corrupt("storage"))?;
     }
     Ok(db)
 }
@@ -269,7 +313,13 @@ fn persist(
     store: &mut Connection,
     head: &Head,
     changes: &EvmState,
-    record: (&B256, Address, Option<Address>, u64, &[alloy::primitives::Log]),
+    record: (
+        &B256,
+        Address,
+        Option<Address>,
+        u64,
+        &[alloy::primitives::Log],
+    ),
 ) -> rusqlite::Result<()> {
     let tx = store.transaction()?;
     for (address, account) in changes {
@@ -294,7 +344,12 @@ fn persist(
         tx.execute(
             "INSERT OR REPLACE INTO evm_accounts (address, balance, nonce, code_hash)
              VALUES (?1, ?2, ?3, ?4)",
-            params![key, info.balance.to_be_bytes::<32>(), info.nonce, info.code_hash.as_slice()],
+            params![
+                key,
+                info.balance.to_be_bytes::<32>(),
+                info.nonce,
+                info.code_hash.as_slice()
+            ],
         )?;
         for (slot, value) in account.changed_storage_slots() {
             let value = value.present_value();
@@ -356,7 +411,12 @@ impl Chain for EmbeddedChain {
     async fn call(&self, from: Address, to: Address, input: Bytes) -> Result<Bytes, ChainError> {
         let mut state = self.lock();
         let head = Self::pending_head(&state);
-        let nonce = state.db.cache.accounts.get(&from).map_or(0, |a| a.info.nonce);
+        let nonce = state
+            .db
+            .cache
+            .accounts
+            .get(&from)
+            .map_or(0, |a| a.info.nonce);
         let tx = Self::transaction(&head, from, TxKind::Call(to), nonce, input);
         // The changes of a call are dropped: it never touches the store.
         let (result, _) = Self::execute(&mut state.db, &head, tx)?;
@@ -377,7 +437,12 @@ impl Chain for EmbeddedChain {
         let mut guard = self.lock();
         let state = &mut *guard;
         let head = Self::pending_head(state);
-        let nonce = state.db.cache.accounts.get(&from).map_or(0, |a| a.info.nonce);
+        let nonce = state
+            .db
+            .cache
+            .accounts
+            .get(&from)
+            .map_or(0, |a| a.info.nonce);
         let kind = to.map_or(TxKind::Create, TxKind::Call);
         let mut preimage = Vec::with_capacity(8 + 8 + 20 + input.len());
         preimage.extend_from_slice(&head.chain_id.to_be_bytes());
@@ -390,7 +455,9 @@ impl Chain for EmbeddedChain {
         let tx = Self::transaction(&head, from, kind, nonce, input);
         let (result, changes) = Self::execute(&mut state.db, &head, tx)?;
         let (gas_used, logs, contract_address) = match result {
-            ExecutionResult::Success { gas, logs, output, .. } => {
+            ExecutionResult::Success {
+                gas, logs, output, ..
+            } => {
                 let created = match output {
                     Output::Create(_, address) => address,
                     Output::Call(_) => None,
@@ -404,17 +471,37 @@ impl Chain for EmbeddedChain {
                 return Err(ChainError::Halted(format!("{reason:?}")));
             }
         };
-        persist(&mut state.store, &head, &changes, (&tx_hash, from, to, gas_used, &logs))
-            .map_err(|source| ChainError::Store { path: self.path.display().to_string(), source })?;
+        persist(
+            &mut state.store,
+            &head,
+            &changes,
+            (&tx_hash, from, to, gas_used, &logs),
+        )
+        .map_err(|source| ChainError::Store {
+            path: self.path.display().to_string(),
+            source,
+        })?;
         state.db.commit(changes);
         state.head = head;
-        Ok(Receipt { tx_hash, gas_used, logs, contract_address })
+        Ok(Receipt {
+            tx_hash,
+            gas_used,
+            logs,
+            contract_address,
+        })
     }
 
     async fn advance_time(&self, seconds: u64) -> Result<(), ChainError> {
         let mut state = self.lock();
-        let shifted = Head { clock_offset: state.head.clock_offset + seconds, ..state.head };
-        let head = Head { number: shifted.number + 1, timestamp: shifted.next_timestamp(), ..shifted };
+        let shifted = Head {
+            clock_offset: state.head.clock_offset + seconds,
+            ..state.head
+        };
+        let head = Head {
+            number: shifted.number + 1,
+            timestamp: shifted.next_timestamp(),
+            ..shifted
+        };
         write_head(&state.store, &head).map_err(self.store_error())?;
         state.head = head;
         Ok(())

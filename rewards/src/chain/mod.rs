@@ -18,6 +18,60 @@ use alloy::signers::local::PrivateKeySigner;
 pub use embedded::EmbeddedChain;
 pub use rpc::RpcChain;
 
+/// Either backend, chosen at run time (`--chain embedded:<path>` or a URL).
+#[derive(Debug)]
+pub enum AnyChain {
+    /// The in-process EVM.
+    Embedded(Box<EmbeddedChain>),
+    /// A JSON-RPC node.
+    Rpc(RpcChain),
+}
+
+/// Forwards a [`Chain`] method to the backend inside an [`AnyChain`].
+macro_rules! forward {
+    ($self:ident, $chain:ident => $call:expr) => {
+        match $self {
+            AnyChain::Embedded($chain) => $call,
+            AnyChain::Rpc($chain) => $call,
+        }
+    };
+}
+
+impl Chain for AnyChain {
+    fn describe(&self) -> String {
+        forward!(self, chain => chain.describe())
+    }
+
+    async fn chain_id(&self) -> Result<u64, ChainError> {
+        forward!(self, chain => chain.chain_id().await)
+    }
+
+    async fn timestamp(&self) -> Result<u64, ChainError> {
+        forward!(self, chain => chain.timestamp().await)
+    }
+
+    async fn code(&self, address: Address) -> Result<Bytes, ChainError> {
+        forward!(self, chain => chain.code(address).await)
+    }
+
+    async fn call(&self, from: Address, to: Address, input: Bytes) -> Result<Bytes, ChainError> {
+        forward!(self, chain => chain.call(from, to, input).await)
+    }
+
+    async fn send(
+        &self,
+        signer: &PrivateKeySigner,
+        to: Option<Address>,
+        input: Bytes,
+    ) -> Result<Receipt, ChainError> {
+        forward!(self, chain => chain.send(signer, to, input).await)
+    }
+
+    async fn advance_time(&self, seconds: u64) -> Result<(), ChainError> {
+        forward!(self, chain => chain.advance_time(seconds).await)
+    }
+}
+
 /// A transaction that was included and succeeded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
