@@ -2,14 +2,23 @@
 //! the reward contract must agree on byte for byte.
 //!
 //! This crate owns the wire messages, their framing, the task spec, participant identities and
-//! signatures. Today it holds the **task spec** ([`spec`]): the sponsor's `task.toml`, parsed
-//! with typos rejected, validated so that no setting can silently break a round (for example a
-//! fixed-point encoding whose secure sum could overflow), and hashed canonically so that the hash
-//! recorded on chain identifies the task whatever the file's layout. Wire messages, framing and
-//! identities arrive with later issues.
+//! signatures. Today it holds:
+//!
+//! - the **task spec** ([`spec`]): the sponsor's `task.toml`, parsed with typos rejected,
+//!   validated so that no setting can silently break a round (for example a fixed-point
+//!   encoding whose secure sum could overflow), and hashed canonically so that the hash recorded
+//!   on chain identifies the task whatever the file's layout;
+//! - **framing** ([`framing`]): length-prefixed frames with an explicit maximum size, checked
+//!   before any payload is buffered, and the ALPN id that versions the protocol;
+//! - the **join challenge** ([`join`]): the EIP-191 signature by which a client proves it holds
+//!   the staked Ethereum key, bound to the coordinator's certificate and a fresh nonce.
+//!
+//! The wire messages of each round phase arrive with the coordinator.
 //!
 //! The crate is sans-IO apart from [`TaskSpec::load`], a convenience that reads one file.
 
+pub mod framing;
+pub mod join;
 pub mod spec;
 
 pub use spec::{SpecError, TaskSpec};
