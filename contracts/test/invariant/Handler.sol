@@ -281,6 +281,24 @@ contract Handler is Cheats {
         } catch {}
     }
 
+    /// @dev Request an unstake and try to withdraw at once (must fail unless the period is 0).
+    function unstakeThenWithdraw(uint256 ts, uint256 as_, uint256 amount) external {
+        uint256 t = ts % NT;
+        address who = actors[_staker(t, as_, false)];
+        (uint256 active,,) = rewards.stakeOf(taskIds[t], who);
+        if (active == 0) return;
+        vm.prank(who);
+        try rewards.requestUnstake(taskIds[t], bound(amount, 1, active)) {} catch {}
+        (,, uint64 unlockAt) = rewards.stakeOf(taskIds[t], who);
+        uint256 before = token.balanceOf(who);
+        vm.prank(who);
+        try rewards.withdraw(taskIds[t]) {
+            if (block.timestamp < unlockAt) earlyWithdraw = true;
+            paidOut += token.balanceOf(who) - before;
+            calls["withdraw"]++;
+        } catch {}
+    }
+
     function withdraw(uint256 ts, uint256 as_) external {
         uint256 t = ts % NT;
         address who = actors[_staker(t, as_, true)];

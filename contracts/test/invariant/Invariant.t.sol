@@ -28,7 +28,7 @@ contract InvariantTest is Test {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory selectors) {
-        bytes4[] memory s = new bytes4[](24);
+        bytes4[] memory s = new bytes4[](25);
         s[0] = Handler.warp.selector;
         s[17] = Handler.warp.selector; // time moves often enough to cross windows and deadlines
         s[18] = Handler.warpToEdge.selector;
@@ -37,6 +37,7 @@ contract InvariantTest is Test {
         s[21] = Handler.claimAll.selector;
         s[22] = Handler.unauthorized.selector;
         s[23] = Handler.slash.selector;
+        s[24] = Handler.unstakeThenWithdraw.selector;
         s[1] = Handler.stake.selector;
         s[2] = Handler.requestUnstake.selector;
         s[3] = Handler.withdraw.selector;
@@ -183,7 +184,7 @@ contract HandlerCoverageTest is Test {
             if (k == 0) h.warp(b % 6 hours);
             else if (k == 1) h.stake(a, b, 50e18 + c % 1_000e18);
             else if (k == 2) h.requestUnstake(a, b, c);
-            else if (k == 3) h.withdraw(a, b);
+            else if (k == 3) b % 2 == 0 ? h.withdraw(a, b) : h.unstakeThenWithdraw(a, b, c);
             else if (k == 4 || k == 5) h.postRound(a, b, c);
             else if (k == 6) h.unauthorizedPost(a, b);
             else if (k == 7) h.veto(a, b);
