@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../contracts"
 
+# One install at a time (cargo tests and this script may run it concurrently).
+exec 9>.install.lock
+flock 9
+
 stamp=node_modules/.fedstake-lock.sha256
 want="$(sha256sum package-lock.json | cut -d' ' -f1)"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x node_modules/.bin/forge ]]; then

@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The Rust ledger tests run the npm anvil and @openzeppelin/merkle-tree.
-scripts/install-contract-deps.sh
+# Installs the contract toolchain (npm, pinned), checks the committed
+# artifacts, runs forge's unit/fuzz/invariant tests and prints the gas report.
+# The Rust ledger tests below need the same install (anvil, merkle-tree).
+scripts/test-contracts.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

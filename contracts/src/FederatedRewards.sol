@@ -7,6 +7,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 /// @title FederatedRewards
 /// @notice Reward escrow, staking and slashing for fedstake federated-learning tasks.
@@ -462,12 +463,13 @@ contract FederatedRewards is EIP712, ReentrancyGuardTransient {
             // claimDeadline >= endTime + challengeWindow.
             _finalizeRounds(taskId, t);
             expired = uint256(t.finalizedTotal) - t.claimedTotal - t.expiredTotal;
+            // forge-lint: disable-next-line(unsafe-typecast) expired <= finalizedTotal < 2^112
             t.expiredTotal += uint128(expired);
         }
         uint256 total = fromPool + expired;
         if (total == 0) revert NothingToReclaim();
         t.poolRemaining = 0;
-        t.reclaimedTotal += uint128(total);
+        t.reclaimedTotal += SafeCast.toUint128(total);
         emit Reclaimed(taskId, msg.sender, fromPool, expired);
         IERC20(t.token).safeTransfer(msg.sender, total);
     }
@@ -486,7 +488,7 @@ contract FederatedRewards is EIP712, ReentrancyGuardTransient {
         StakeInfo storage s = _stakes[taskId][msg.sender];
         uint256 active = uint256(s.active) + amount;
         if (active < t.minStake) revert StakeBelowMinimum(active, t.minStake);
-        s.active = uint128(active);
+        s.active = SafeCast.toUint128(active);
         emit Staked(taskId, msg.sender, amount, active);
         IERC20(t.token).safeTransferFrom(msg.sender, address(this), amount);
     }
@@ -504,8 +506,9 @@ contract FederatedRewards is EIP712, ReentrancyGuardTransient {
         if (rest != 0 && rest < t.minStake) revert StakeBelowMinimum(rest, t.minStake);
         uint256 unbonding = uint256(s.unbonding) + amount;
         uint64 unlockAt = uint64(block.timestamp) + t.unbondingPeriod;
+        // forge-lint: disable-next-line(unsafe-typecast) rest <= active, a uint128
         s.active = uint128(rest);
-        s.unbonding = uint128(unbonding);
+        s.unbonding = SafeCast.toUint128(unbonding);
         s.unlockAt = unlockAt;
         emit UnstakeRequested(taskId, msg.sender, amount, unbonding, unlockAt);
     }
@@ -549,6 +552,7 @@ contract FederatedRewards is EIP712, ReentrancyGuardTransient {
         uint64 finalAt = uint64(block.timestamp) + t.challengeWindow;
         Posting storage p = _postings[taskId][seq];
         p.root = cumulativeRoot;
+        // forge-lint: disable-next-line(unsafe-typecast) cumTotal <= MAX_AMOUNT, checked above
         p.cumTotal = uint128(cumTotal);
         p.round = round;
         p.finalAt = finalAt;
@@ -556,7 +560,9 @@ contract FederatedRewards is EIP712, ReentrancyGuardTransient {
         _roundSeq[taskId][round] = seq;
         t.postCount = seq;
         t.lastRound = round;
+        // forge-lint: disable-next-line(unsafe-typecast) roundTotal <= poolRemaining, checked above
         t.poolRemaining -= uint128(roundTotal);
+        // forge-lint: disable-next-line(unsafe-typecast) cumTotal <= MAX_AMOUNT, checked above
         t.postedTotal = uint128(cumTotal);
         emit RoundPosted(taskId, round, modelHash, cumulativeRoot, roundTotal, finalAt);
     }
@@ -612,6 +618,7 @@ contract FederatedRewards is EIP712, ReentrancyGuardTransient {
         if (claimedTotal > t.finalizedTotal) revert ExceedsFinalizedTotal(claimedTotal, t.finalizedTotal);
 
         claimed[taskId][account] = cumulativeAmount;
+        // forge-lint: disable-next-line(unsafe-typecast) claimedTotal <= finalizedTotal, a uint112
         t.claimedTotal = uint112(claimedTotal);
         emit Claimed(taskId, account, amount, cumulativeAmount);
         IERC20(t.token).safeTransfer(account, amount);
@@ -875,13 +882,18 @@ contract FederatedRewards is EIP712, ReentrancyGuardTransient {
         slashed = amount < available ? amount : available;
         uint256 fromActive = slashed < active ? slashed : active;
         uint256 fromUnbonding = slashed - fromActive;
+        // the parts are at most the uint128 balances they are taken from
+        // forge-lint: disable-next-line(unsafe-typecast)
         s.active = uint128(active - fromActive);
+        // forge-lint: disable-next-line(unsafe-typecast)
         s.unbonding -= uint128(fromUnbonding);
         finalAt = uint64(block.timestamp) + t.challengeWindow;
         r.client = client;
         r.finalAt = finalAt;
         r.status = SlashStatus.Pending;
+        // forge-lint: disable-next-line(unsafe-typecast)
         r.fromActive = uint128(fromActive);
+        // forge-lint: disable-next-line(unsafe-typecast)
         r.fromUnbonding = uint128(fromUnbonding);
     }
 }

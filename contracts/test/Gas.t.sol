@@ -5,24 +5,16 @@ import {Base} from "./Base.t.sol";
 import {MerkleBuilder} from "./utils/MerkleBuilder.sol";
 import {FederatedRewards} from "../src/FederatedRewards.sol";
 
-/// @dev Gas of each entry point in its realistic worst case, as whole transactions (forge runs
-/// every top-level call of a test as its own transaction: 21000 intrinsic gas, calldata and
-/// cold storage included). The goals of issue 5 are asserted; `forge test --gas-report
-/// --match-contract GasTest` prints the numbers (scripts/test-contracts.sh does).
+/// @dev Scenarios for `forge test --gas-report --match-contract GasTest` (which runs each
+/// top-level call as its own transaction: intrinsic gas, calldata and cold storage included).
+/// The per-scenario numbers and the gas goals are checked on a real node by
+/// scripts/anvil-check.mjs; this report gives min/median/max per function.
 contract GasTest is Base {
-    uint256 internal constant CLAIM_GOAL = 100_000;
-    uint256 internal constant POST_ROUND_GOAL = 150_000;
-    uint256 internal constant STAKE_GOAL = 100_000;
-
     uint256 internal taskId;
 
     function setUp() public override {
         super.setUp();
         taskId = createTask();
-    }
-
-    function lastGas() internal view returns (uint256) {
-        return vm.lastCallGas().gasTotalUsed;
     }
 
     /// @dev A root for `account`'s leaf in a tree of 2^depth leaves (siblings are arbitrary
@@ -47,7 +39,6 @@ contract GasTest is Base {
         token.approve(address(rewards), p.pool);
         vm.prank(sponsor);
         rewards.createTask(p);
-        assertLe(lastGas(), 350_000, "createTask");
     }
 
     function test_gas_stake_first() public {
@@ -56,7 +47,6 @@ contract GasTest is Base {
         token.approve(address(rewards), 1_000e18);
         vm.prank(alice);
         rewards.stake(taskId, MIN_STAKE);
-        assertLe(lastGas(), STAKE_GOAL, "stake");
     }
 
     function test_gas_stake_topUp() public {
@@ -67,13 +57,11 @@ contract GasTest is Base {
         rewards.stake(taskId, MIN_STAKE);
         vm.prank(alice);
         rewards.stake(taskId, MIN_STAKE);
-        assertLe(lastGas(), STAKE_GOAL, "stake");
     }
 
     function test_gas_postRound_first() public {
         vm.prank(coordinator);
         rewards.postRound(taskId, 1, keccak256("model"), keccak256("root"), CAP);
-        assertLe(lastGas(), POST_ROUND_GOAL, "postRound");
     }
 
     function test_gas_postRound_later() public {
@@ -82,7 +70,6 @@ contract GasTest is Base {
             rewards.postRound(taskId, r, keccak256(abi.encode("model", r)), keccak256(abi.encode("root", r)), CAP);
             vm.warp(block.timestamp + 1 hours);
         }
-        assertLe(lastGas(), POST_ROUND_GOAL, "postRound");
     }
 
     /// @dev First claim of a fresh account against a 1024-leaf tree, finalizing the round lazily.
@@ -91,7 +78,6 @@ contract GasTest is Base {
         post(taskId, 1, root, 100e18);
         vm.warp(block.timestamp + WINDOW);
         rewards.claim(taskId, alice, 100e18, proof);
-        assertLe(lastGas(), CLAIM_GOAL, "claim");
     }
 
     /// @dev First claim of a fresh account against a 1024-leaf tree, rounds already final.
@@ -101,7 +87,6 @@ contract GasTest is Base {
         vm.warp(block.timestamp + WINDOW);
         rewards.finalizeRounds(taskId);
         rewards.claim(taskId, alice, 100e18, proof);
-        assertLe(lastGas(), CLAIM_GOAL, "claim");
     }
 
     /// @dev A later claim of the same account, one round later, 1024-leaf tree.
@@ -114,7 +99,6 @@ contract GasTest is Base {
         post(taskId, 2, root, 50e18);
         vm.warp(block.timestamp + WINDOW);
         rewards.claim(taskId, alice, 150e18, proof);
-        assertLe(lastGas(), CLAIM_GOAL, "claim");
     }
 
     function test_gas_slash() public {
@@ -122,7 +106,6 @@ contract GasTest is Base {
         FederatedRewards.Evidence memory e = evidence(ALICE_PK, taskId, 1, 0, keccak256("u"));
         vm.prank(coordinator);
         rewards.slash(taskId, alice, 1, 100e18, e);
-        assertLe(lastGas(), 150_000, "slash");
     }
 
     function test_gas_slashEquivocation() public {
@@ -130,7 +113,6 @@ contract GasTest is Base {
         FederatedRewards.SignedSubmission memory a = signed(ALICE_PK, taskId, 1, 0, keccak256("u1"));
         FederatedRewards.SignedSubmission memory b = signed(ALICE_PK, taskId, 1, 0, keccak256("u2"));
         rewards.slashEquivocation(taskId, alice, 1, a, b);
-        assertLe(lastGas(), 150_000, "slashEquivocation");
     }
 
     function test_gas_unstakeAndWithdraw() public {

@@ -49,10 +49,14 @@ contract Handler is Cheats {
 
     // flags: an action that must fail succeeded
     bool public unauthorizedPostSucceeded;
+    bool public unauthorizedActionSucceeded;
     bool public lateVetoSucceeded;
     bool public claimWithoutFinalRound;
     bool public overclaim;
     bool public paidMoreThanDifference;
+    bool public earlyWithdraw;
+    bool public slashFinalEarly;
+    bool public slashVetoedLate;
 
     // call counters, to see the campaign did something
     mapping(bytes32 => uint256) public calls;
@@ -177,6 +181,65 @@ contract Handler is Cheats {
 
     // ------------------------------------------------------------------ actions
 
+    /// @dev Warp to just before, at or just after an edge: a posting's or a slash's end of
+    /// window, the end of a task or its claim deadline.
+    function warpToEdge(uint256 ts, uint256 which, uint256 is_, uint256 offset) external {
+        uint256 t = ts % NT;
+        uint256 target;
+        which %= 4;
+        if (which == 0) {
+            if (live[t].length == 0) return;
+            target = live[t][is_ % live[t].length].finalAt;
+        } else if (which == 1) {
+            if (slashes.length == 0) return;
+            (,,, uint64 finalAt) = rewards.slashInfo(taskIds[slashes[is_ % slashes.length].task], slashes[is_ % slashes.length].id);
+            target = finalAt;
+        } else if (which == 2) {
+            target = rewards.getTask(taskIds[t]).endTime;
+        } else {
+            target = rewards.getTask(taskIds[t]).claimDeadline;
+        }
+        target = target + (offset % 3) - 1; // edge - 1, edge, edge + 1
+        if (target > block.timestamp) {
+            vm.warp(target);
+            calls["warpToEdge"]++;
+        }
+    }
+
+    /// @dev Someone who is not the arbiter, coordinator or sponsor tries their actions.
+    function unauthorized(uint256 ts, uint256 is_, uint256 who, uint256 what) external {
+        uint256 t = ts % NT;
+        uint256 taskId = taskIds[t];
+        address caller = who % 2 == 0 ? actors[who % NA] : (what % 2 == 0 ? coordinator : sponsor);
+        what %= 4;
+        vm.startPrank(caller);
+        if (what == 0 && live[t].length > 0) {
+            try rewards.veto(taskId, live[t][is_ % live[t].length].round) {
+                unauthorizedActionSucceeded = true;
+            } catch {}
+        } else if (what == 1 && slashes.length > 0) {
+            MSlash storage s = slashes[is_ % slashes.length];
+            try rewards.vetoSlash(taskIds[s.task], s.id) {
+                unauthorizedActionSucceeded = true;
+            } catch {}
+        } else if (what == 2 && caller != sponsor) {
+            try rewards.reclaim(taskId) {
+                unauthorizedActionSucceeded = true;
+            } catch {}
+        } else if (what == 3 && caller != coordinator) {
+            uint256 a = is_ % NA;
+            FederatedRewards.Evidence memory e;
+            e.updateHash = keccak256("u");
+            e.verdictCode = 1;
+            e.signature = _sign(a, taskId, 1, 0, e.updateHash);
+            try rewards.slash(taskId, actors[a], 1, 1e18, e) {
+                unauthorizedActionSucceeded = true;
+            } catch {}
+        }
+        vm.stopPrank();
+        calls["unauthorized"]++;
+    }
+
     function warp(uint256 secs) external {
         calls["warp"]++;
         vm.warp(block.timestamp + bound(secs, 1, 1 days));
@@ -196,9 +259,20 @@ contract Handler is Cheats {
         vm.stopPrank();
     }
 
+    /// @dev An account with stake in task t (active, or unbonding if `unbonding`), starting the
+    /// search at `seed`, so stake actions mostly hit accounts they can act on.
+    function _staker(uint256 t, uint256 seed, bool unbonding) internal view returns (uint256) {
+        for (uint256 k = 0; k < NA; k++) {
+            uint256 a = (seed % NA + k) % NA;
+            (uint256 active, uint256 unb,) = rewards.stakeOf(taskIds[t], actors[a]);
+            if ((unbonding ? unb : active) > 0) return a;
+        }
+        return seed % NA;
+    }
+
     function requestUnstake(uint256 ts, uint256 as_, uint256 amount) external {
         uint256 t = ts % NT;
-        address who = actors[as_ % NA];
+        address who = actors[_staker(t, as_, false)];
         (uint256 active,,) = rewards.stakeOf(taskIds[t], who);
         amount = bound(amount, 1, active + 1);
         vm.prank(who);
@@ -207,12 +281,32 @@ contract Handler is Cheats {
         } catch {}
     }
 
-    function withdraw(uint256 ts, uint256 as_) external {
+    /// @dev Request an unstake and try to withdraw at once (must fail unless the period is 0).
+    function unstakeThenWithdraw(uint256 ts, uint256 as_, uint256 amount) external {
         uint256 t = ts % NT;
-        address who = actors[as_ % NA];
+        address who = actors[_staker(t, as_, false)];
+        (uint256 active,,) = rewards.stakeOf(taskIds[t], who);
+        if (active == 0) return;
+        vm.prank(who);
+        try rewards.requestUnstake(taskIds[t], bound(amount, 1, active)) {} catch {}
+        (,, uint64 unlockAt) = rewards.stakeOf(taskIds[t], who);
         uint256 before = token.balanceOf(who);
         vm.prank(who);
         try rewards.withdraw(taskIds[t]) {
+            if (block.timestamp < unlockAt) earlyWithdraw = true;
+            paidOut += token.balanceOf(who) - before;
+            calls["withdraw"]++;
+        } catch {}
+    }
+
+    function withdraw(uint256 ts, uint256 as_) external {
+        uint256 t = ts % NT;
+        address who = actors[_staker(t, as_, true)];
+        uint256 before = token.balanceOf(who);
+        (,, uint64 unlockAt) = rewards.stakeOf(taskIds[t], who);
+        vm.prank(who);
+        try rewards.withdraw(taskIds[t]) {
+            if (block.timestamp < unlockAt) earlyWithdraw = true;
             paidOut += token.balanceOf(who) - before;
             calls["withdraw"]++;
         } catch {}
@@ -236,7 +330,7 @@ contract Handler is Cheats {
             cum[a] += inc;
             total += inc;
         }
-        uint256 reported = seed % 8 == 7 ? total / 2 : total;
+        uint256 reported = seed % 4 == 3 ? total / 3 : total;
         bytes32 root = _tree(cum)[0];
         vm.prank(coordinator);
         try rewards.postRound(taskId, round, keccak256(abi.encode("model", round)), root, reported) {
@@ -308,6 +402,18 @@ contract Handler is Cheats {
         _claim(t, a, p.cum[a], MerkleBuilder.proof(tree, actors[a], p.cum[a]));
     }
 
+    /// @dev Every account claims with the latest final tree.
+    function claimAll(uint256 ts) external {
+        uint256 t = ts % NT;
+        uint256 fi = finalIndex(t);
+        if (fi == 0) return;
+        MPost storage p = live[t][fi - 1];
+        bytes32[] memory tree = _tree(p.cum);
+        for (uint256 a = 0; a < NA; a++) {
+            _claim(t, a, p.cum[a], MerkleBuilder.proof(tree, actors[a], p.cum[a]));
+        }
+    }
+
     /// @dev Claim with a tree that is not final: a pending live one or a vetoed one.
     function claimNotFinal(uint256 ts, uint256 as_, uint256 is_, bool fromVetoed) external {
         uint256 t = ts % NT;
@@ -335,7 +441,7 @@ contract Handler is Cheats {
 
     function slash(uint256 ts, uint256 as_, uint256 round, uint256 amount) external {
         uint256 t = ts % NT;
-        uint256 a = as_ % NA;
+        uint256 a = _staker(t, as_, round % 2 == 0);
         uint256 taskId = taskIds[t];
         uint64 r = uint64(round % 20);
         FederatedRewards.Evidence memory e;
@@ -353,7 +459,7 @@ contract Handler is Cheats {
 
     function slashEquivocation(uint256 ts, uint256 as_, uint256 round) external {
         uint256 t = ts % NT;
-        uint256 a = as_ % NA;
+        uint256 a = _staker(t, as_, false);
         uint256 taskId = taskIds[t];
         uint64 r = uint64(round % 20);
         FederatedRewards.SignedSubmission memory s1;
@@ -371,18 +477,24 @@ contract Handler is Cheats {
     function vetoSlash(uint256 is_) external {
         if (slashes.length == 0) return;
         MSlash storage s = slashes[is_ % slashes.length];
+        (,,, uint64 finalAt) = rewards.slashInfo(taskIds[s.task], s.id);
         vm.prank(arbiter);
         try rewards.vetoSlash(taskIds[s.task], s.id) {
+            if (block.timestamp >= finalAt) slashVetoedLate = true;
             calls["vetoSlash"]++;
         } catch {}
     }
 
-    function finalizeSlash(uint256 is_) external {
-        if (slashes.length == 0) return;
-        MSlash storage s = slashes[is_ % slashes.length];
-        try rewards.finalizeSlash(taskIds[s.task], s.id) {
-            calls["finalizeSlash"]++;
-        } catch {}
+    /// @dev Anyone finalizes every slash whose window has passed (the others must refuse).
+    function finalizeSlashes() external {
+        for (uint256 i = 0; i < slashes.length; i++) {
+            MSlash storage s = slashes[i];
+            (,,, uint64 finalAt) = rewards.slashInfo(taskIds[s.task], s.id);
+            try rewards.finalizeSlash(taskIds[s.task], s.id) {
+                if (block.timestamp < finalAt) slashFinalEarly = true;
+                calls["finalizeSlash"]++;
+            } catch {}
+        }
     }
 
     function reclaim(uint256 ts) external {

@@ -28,10 +28,16 @@ contract InvariantTest is Test {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory selectors) {
-        bytes4[] memory s = new bytes4[](19);
+        bytes4[] memory s = new bytes4[](25);
         s[0] = Handler.warp.selector;
         s[17] = Handler.warp.selector; // time moves often enough to cross windows and deadlines
-        s[18] = Handler.warp.selector;
+        s[18] = Handler.warpToEdge.selector;
+        s[19] = Handler.warpToEdge.selector;
+        s[20] = Handler.claimAll.selector;
+        s[21] = Handler.claimAll.selector;
+        s[22] = Handler.unauthorized.selector;
+        s[23] = Handler.slash.selector;
+        s[24] = Handler.unstakeThenWithdraw.selector;
         s[1] = Handler.stake.selector;
         s[2] = Handler.requestUnstake.selector;
         s[3] = Handler.withdraw.selector;
@@ -46,7 +52,7 @@ contract InvariantTest is Test {
         s[12] = Handler.slash.selector;
         s[13] = Handler.slashEquivocation.selector;
         s[14] = Handler.vetoSlash.selector;
-        s[15] = Handler.finalizeSlash.selector;
+        s[15] = Handler.finalizeSlashes.selector;
         s[16] = Handler.reclaim.selector;
         selectors = new FuzzSelector[](1);
         selectors[0] = FuzzSelector(address(handler), s);
@@ -104,6 +110,7 @@ contract InvariantTest is Test {
     /// Only the coordinator posts: the chain's rounds are exactly the coordinator's.
     function invariant_onlyCoordinatorPosts() public view {
         assertFalse(handler.unauthorizedPostSucceeded(), "a non-coordinator posted");
+        assertFalse(handler.unauthorizedActionSucceeded(), "a role's action by someone else");
         for (uint256 t = 0; t < NT; t++) {
             uint256 taskId = handler.task(t);
             assertEq(rewards.getTask(taskId).lastPostedRound, handler.lastRound(t), "last round");
@@ -135,6 +142,14 @@ contract InvariantTest is Test {
             }
             assertEq(rewards.getTask(taskId).latestFinalRound, latestFinal, "latest final round");
         }
+    }
+
+    /// Stake leaves only through withdraw after unbonding, or through a slash that became final
+    /// after its window; slashes are vetoable only inside it.
+    function invariant_stakeLocks() public view {
+        assertFalse(handler.earlyWithdraw(), "withdrawn before the unbonding period");
+        assertFalse(handler.slashFinalEarly(), "slash final inside its window");
+        assertFalse(handler.slashVetoedLate(), "slash vetoed after its window");
     }
 
     /// Vetoed rounds pay nothing: they stay vetoed, and finalized totals are the totals of
@@ -169,21 +184,23 @@ contract HandlerCoverageTest is Test {
             if (k == 0) h.warp(b % 6 hours);
             else if (k == 1) h.stake(a, b, 50e18 + c % 1_000e18);
             else if (k == 2) h.requestUnstake(a, b, c);
-            else if (k == 3) h.withdraw(a, b);
+            else if (k == 3) b % 2 == 0 ? h.withdraw(a, b) : h.unstakeThenWithdraw(a, b, c);
             else if (k == 4 || k == 5) h.postRound(a, b, c);
             else if (k == 6) h.unauthorizedPost(a, b);
             else if (k == 7) h.veto(a, b);
             else if (k == 8) h.finalizeRounds(a);
-            else if (k == 9) h.claim(a, b);
+            else if (k == 9) b % 2 == 0 ? h.claim(a, b) : h.claimAll(a);
             else if (k == 10) h.claimNotFinal(a, b, c, c % 2 == 0);
             else if (k == 11) h.claimTooMuch(a, b, c);
             else if (k == 12) h.slash(a, b, c, 1e18 + c % 500e18);
             else if (k == 13) h.slashEquivocation(a, b, c);
             else if (k == 14) h.vetoSlash(a);
-            else h.finalizeSlash(a);
+            else h.finalizeSlashes();
             if (i % 50 == 49) h.reclaim(a);
+            if (i % 40 == 7) h.warpToEdge(a, b % 2, c, i);
+            if (i % 20 == 13) h.unauthorized(a, b, c, i);
         }
-        string[14] memory names = [
+        string[16] memory names = [
             "stake",
             "requestUnstake",
             "withdraw",
@@ -197,15 +214,21 @@ contract HandlerCoverageTest is Test {
             "finalizeSlash",
             "reclaim",
             "warp",
-            "unauthorizedPost"
+            "unauthorizedPost",
+            "warpToEdge",
+            "unauthorized"
         ];
         for (uint256 i = 0; i < names.length; i++) {
             assertGe(h.calls(bytes32(bytes(names[i]))), 1, names[i]);
         }
         assertFalse(h.unauthorizedPostSucceeded(), "unauthorized post");
+        assertFalse(h.unauthorizedActionSucceeded(), "unauthorized action");
         assertFalse(h.lateVetoSucceeded(), "late veto");
         assertFalse(h.claimWithoutFinalRound(), "claim without final round");
         assertFalse(h.overclaim(), "overclaim");
         assertFalse(h.paidMoreThanDifference(), "paid more");
+        assertFalse(h.earlyWithdraw(), "early withdraw");
+        assertFalse(h.slashFinalEarly(), "slash final early");
+        assertFalse(h.slashVetoedLate(), "slash vetoed late");
     }
 }
