@@ -20,6 +20,7 @@ use alloy::signers::local::PrivateKeySigner;
 use revm::context::TxEnv;
 use revm::context::result::{ExecutionResult, Output};
 use revm::database::{CacheDB, EmptyDB};
+use revm::primitives::hardfork::SpecId;
 use revm::state::{AccountInfo, Bytecode, EvmState};
 use revm::{Context, DatabaseCommit, ExecuteEvm, MainBuilder, MainContext};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -193,7 +194,12 @@ impl EmbeddedChain {
     ) -> Result<(ExecutionResult, EvmState), ChainError> {
         let mut evm = Context::mainnet()
             .with_db(db)
-            .modify_cfg_chained(|cfg| cfg.chain_id = head.chain_id)
+            .modify_cfg_chained(|cfg| {
+                cfg.chain_id = head.chain_id;
+                // Pinned so a revm upgrade cannot change gas or semantics
+                // under a running chain; the contract needs Cancun or later.
+                cfg.set_spec_and_mainnet_gas_params(SpecId::PRAGUE);
+            })
             .modify_block_chained(|block| {
                 block.number = U256::from(head.number);
                 block.timestamp = U256::from(head.timestamp);
