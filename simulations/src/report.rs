@@ -414,7 +414,7 @@ fn markdown(experiment: &Experiment, cells: &[CellSummary]) -> String {
             })
         },
     ));
-    out.push_str("Plots: `plots/accuracy-<attack>.png` (accuracy per round, one line per aggregator, mean over seeds) and `plots/final-accuracy-heatmap.png`.\n");
+    out.push_str("Plots: `plots/accuracy-<attack>.png` (accuracy per round, one line per table row, mean over seeds) and `plots/final-accuracy-heatmap.png`.\n");
     out
 }
 
