@@ -107,6 +107,24 @@ fn the_robustness_example_parses_and_spans_the_whole_grid() {
 }
 
 #[test]
+fn the_secagg_example_compares_groups_of_5_and_10_under_the_robustness_attacks() {
+    use fedstake_simulations::experiment::PrivacyConfig;
+    let secagg = Experiment::load(&examples().join("secagg.toml")).unwrap();
+    let robustness = Experiment::load(&examples().join("robustness.toml")).unwrap();
+    assert_eq!(secagg.attacks, robustness.attacks);
+    assert_eq!(secagg.attacker_fractions, robustness.attacker_fractions);
+    let sizes: Vec<Option<u32>> = secagg
+        .privacy
+        .iter()
+        .map(|p| match p {
+            PrivacyConfig::Plain {} => None,
+            PrivacyConfig::Secagg { group_size, .. } => Some(*group_size),
+        })
+        .collect();
+    assert_eq!(sizes, vec![None, Some(5), Some(10)]);
+}
+
+#[test]
 fn invalid_experiments_name_the_field() {
     for (from, to, field) in [
         ("rounds = 4", "rounds = 0", "rounds"),
