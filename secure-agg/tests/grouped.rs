@@ -158,13 +158,14 @@ impl Cohort {
         }
     }
 
-    /// Runs group `group` with `drop_from[i]` for its member `i`.
+    /// Runs group `group` with `drop_from[i]` for its member `i`; returns the
+    /// driven group and its outcome.
     fn run_group(
         &self,
         group: usize,
         drop_from: Vec<Option<Phase>>,
         rng: &mut ChaCha20Rng,
-    ) -> Result<Vec<u32>, MemoryError> {
+    ) -> (MemoryGroup, Result<Vec<u32>, MemoryError>) {
         let config = self
             .grouping
             .session_config(
@@ -185,7 +186,10 @@ impl Cohort {
                 )
             })
             .collect();
-        MemoryGroup::start(config, self.server.clone(), members, drop_from, rng)?.run(rng)
+        let mut memory =
+            MemoryGroup::start(config, self.server.clone(), members, drop_from, rng).unwrap();
+        let outcome = memory.run(rng);
+        (memory, outcome)
     }
 
     fn plain_sum(&self, clients: &[u32]) -> Vec<u32> {
@@ -242,8 +246,17 @@ proptest! {
             let dropouts = rng.random_range(0..=most);
             let plan = dropout_plan(group_size, dropouts, &mut rng);
             let expected = survivors(members, &plan);
-            match cohort.run_group(group, plan, &mut rng) {
-                Ok(sum) => prop_assert_eq!(sum, cohort.plain_sum(&expected)),
+            let (memory, outcome) = cohort.run_group(group, plan, &mut rng);
+            // Nobody misbehaved, so nobody was excluded.
+            prop_assert!(memory.server().misbehaviour().is_empty());
+            match outcome {
+                Ok(sum) => {
+                    prop_assert_eq!(sum, cohort.plain_sum(&expected));
+                    if dropouts <= tolerance {
+                        // No live client ever lacked the neighbours to answer.
+                        prop_assert!(memory.client_errors().is_empty());
+                    }
+                }
                 Err(error) => {
                     prop_assert!(dropouts > tolerance, "{} dropouts of {}: {}", dropouts, tolerance, error);
                     prop_assert!(
@@ -273,7 +286,7 @@ fn dequantized_group_sums_match_float_sums_within_the_rounding_bound() {
         let mut plan = vec![None; 10];
         plan[group * 3] = Some(Phase::ALL[group + 1]);
         let expected = survivors(members, &plan);
-        let sum = cohort.run_group(group, plan, &mut rng).unwrap();
+        let sum = cohort.run_group(group, plan, &mut rng).1.unwrap();
         let (values, weight) =
             dequantize_sum_of_dimension(&sum, dimension, &cohort.params).unwrap();
         let weights: u64 = expected
