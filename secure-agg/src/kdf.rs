@@ -9,7 +9,7 @@
 //!   || higher client index (u32 BE)
 //! ```
 //!
-//! with `purpose` one of `mask`, `share-encryption`, `self-mask`. The purposes
+//! with `purpose` one of `mask`, `share-encryption`, `self-mask`, `grouping`. The purposes
 //! have different lengths and everything after them has a fixed length, so the
 //! encoding is injective. The info is only built by [`DerivationInfo`] from a
 //! [`Context`], a [`Purpose`] and a [`ClientPair`], never by hand. The salt is
@@ -60,6 +60,9 @@ pub enum Purpose {
     ShareEncryption,
     /// Seed of a client's self mask, derived from its random self-mask seed.
     SelfMask,
+    /// Key of the shuffle that splits a round's cohort into groups (from the
+    /// round's public seed; the context's group and the pair are 0).
+    Grouping,
 }
 
 impl Purpose {
@@ -69,6 +72,7 @@ impl Purpose {
             Purpose::Mask => b"mask",
             Purpose::ShareEncryption => b"share-encryption",
             Purpose::SelfMask => b"self-mask",
+            Purpose::Grouping => b"grouping",
         }
     }
 }

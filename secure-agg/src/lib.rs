@@ -18,13 +18,26 @@
 //! - [`identity`]: Ethereum secp256k1 identities, recoverable signatures over Keccak-256;
 //! - [`messages`]: the signed protocol messages and their bounded byte encoding;
 //! - [`session`]: the configuration both sides agree on;
-//! - [`client`] and [`server`]: the sans-IO SecAgg+ state machines.
+//! - [`client`] and [`server`]: the sans-IO SecAgg+ state machines;
+//! - [`memory`]: one group attempt driven through memory (lab, benchmarks, tests).
+//!
+//! and grouped robustness across groups:
+//!
+//! - [`grouping`]: the cohort split into groups of exactly `g` by a keyed
+//!   shuffle under a public seed, regrouped every round; one server session per
+//!   group yields that group's exact sum;
+//! - [`attribution`]: per-client quality and flag evidence from the results
+//!   the robust aggregator gave the group means, across rounds, and what it
+//!   can and cannot attribute.
 
+pub mod attribution;
 pub mod client;
 pub mod graph;
+pub mod grouping;
 pub mod identity;
 pub mod kdf;
 pub mod keys;
+pub mod memory;
 pub mod messages;
 pub mod prg;
 pub mod quantize;

@@ -12,13 +12,15 @@
 //!
 //! The keystream is produced in blocks into a reusable buffer of [`BUFFER_BYTES`]
 //! and then added word by word, so there is no per-coordinate allocation or call
-//! into the cipher. [`apply_masks`] applies many masks chunk by chunk, so a chunk
-//! of the vector stays in cache while every mask is added to it.
+//! into the cipher. [`apply_masks`] and [`sum_and_mask`] work chunk by chunk, so
+//! a chunk of the vector stays in cache while every input and mask is added to
+//! it, and chunks run in parallel (ChaCha20 can start anywhere in its stream).
 
 use chacha20::ChaCha20;
-use chacha20::cipher::{KeyIvInit, StreamCipher};
+use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+use rayon::prelude::*;
 use thiserror::Error;
-use zeroize::Zeroize;
+use zeroize::Zeroizing;
 
 /// Size of the keystream buffer, in bytes.
 pub const BUFFER_BYTES: usize = 64 * 1024;
@@ -35,6 +37,14 @@ pub enum PrgError {
     /// The vector is longer than one ChaCha20 keystream can mask.
     #[error("a vector of {0} coordinates is longer than the 2^36 one mask can cover")]
     VectorTooLong(usize),
+    /// An input to sum has another length than the vector.
+    #[error("an input has {got} coordinates, the sum has {expected}")]
+    InputLengthMismatch {
+        /// Length of the sum.
+        expected: usize,
+        /// Length of the input.
+        got: usize,
+    },
 }
 
 /// Whether a mask is added or subtracted.
@@ -91,25 +101,56 @@ fn combine(values: &mut [u32], keystream: &[u8], sign: MaskSign) {
     }
 }
 
-/// Applies every mask of `masks` to `values`, processing the vector in chunks of
-/// [`BUFFER_BYTES`] so each chunk is read and written once per mask while hot in
-/// cache.
+/// Applies every mask of `masks` to `values` (see [`sum_and_mask`]).
 pub fn apply_masks(values: &mut [u32], masks: &[SignedMask<'_>]) -> Result<(), PrgError> {
+    sum_and_mask(values, &[], masks)
+}
+
+/// `values += sum(inputs)`, then every mask of `masks` applied, all mod `2^32`:
+/// the server's unmasking in one pass over memory (a client masks with no
+/// inputs). The vector is cut into chunks of [`BUFFER_BYTES`] processed in
+/// parallel; each chunk adds its slice of every input, then starts every
+/// mask's keystream at the chunk's offset and combines it while the chunk is
+/// hot in cache. Every input must have `values.len()` coordinates.
+pub fn sum_and_mask(
+    values: &mut [u32],
+    inputs: &[&[u32]],
+    masks: &[SignedMask<'_>],
+) -> Result<(), PrgError> {
     check_length(values)?;
-    let mut ciphers: Vec<(ChaCha20, MaskSign)> = masks
-        .iter()
-        .map(|mask| (cipher(mask.seed), mask.sign))
-        .collect();
-    let mut buffer = vec![0u8; BUFFER_BYTES.min(values.len() * 4)];
-    for chunk in values.chunks_mut(BUFFER_WORDS) {
-        let keystream = &mut buffer[..chunk.len() * 4];
-        for (cipher, sign) in &mut ciphers {
-            fill_keystream(cipher, keystream);
-            combine(chunk, keystream, *sign);
-        }
+    if let Some(input) = inputs.iter().find(|input| input.len() != values.len()) {
+        return Err(PrgError::InputLengthMismatch {
+            expected: values.len(),
+            got: input.len(),
+        });
     }
-    buffer.zeroize();
-    Ok(())
+    values
+        .par_chunks_mut(BUFFER_WORDS)
+        .enumerate()
+        .try_for_each_init(
+            || Zeroizing::new(vec![0u8; BUFFER_BYTES]),
+            |buffer, (index, chunk)| {
+                let start = index * BUFFER_WORDS;
+                for input in inputs {
+                    let part = &input[start..start + chunk.len()];
+                    chunk
+                        .iter_mut()
+                        .zip(part)
+                        .for_each(|(v, x)| *v = v.wrapping_add(*x));
+                }
+                let keystream = &mut buffer[..chunk.len() * 4];
+                for mask in masks {
+                    let mut cipher = cipher(mask.seed);
+                    // Below 2^38 bytes by `check_length`, so the seek succeeds.
+                    cipher
+                        .try_seek(start as u64 * 4)
+                        .map_err(|_| PrgError::VectorTooLong(start + chunk.len()))?;
+                    fill_keystream(&mut cipher, keystream);
+                    combine(chunk, keystream, mask.sign);
+                }
+                Ok(())
+            },
+        )
 }
 
 /// `values += PRG(seed)` coordinate-wise, mod `2^32`.

@@ -26,7 +26,7 @@ use crate::messages::{
     AdvertiseKeys, Body, Header, MessageError, MessageKind, RevealedShare, RevealedShareKind,
     SERVER_SENDER, SHARE_CIPHERTEXT_BYTES, ShareBoxEntry, SignedMessage,
 };
-use crate::prg::{MaskSign, PrgError, SignedMask, apply_masks};
+use crate::prg::{MaskSign, PrgError, SignedMask, sum_and_mask};
 use crate::session::{ConfigError, SessionConfig};
 use crate::shamir::{ShamirError, Share, reconstruct};
 
@@ -314,7 +314,9 @@ impl ServerPhase {
     }
 }
 
-/// The server's state for one group attempt.
+/// The server's state for one group attempt. Cloning copies every message
+/// received so far (benchmarks time the last phase on clones).
+#[derive(Clone)]
 pub struct ServerSession {
     config: SessionConfig,
     identity: Identity,
@@ -360,6 +362,11 @@ impl ServerSession {
             unmasking: BTreeMap::new(),
             misbehaviour: Vec::new(),
         })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
     }
 
     /// The current phase.
@@ -855,12 +862,6 @@ impl ServerSession {
                 seeds.push((seed, sign));
             }
         }
-        let mut sum = vec![0u32; self.config.dimension];
-        for values in self.masked_inputs.values() {
-            for (total, value) in sum.iter_mut().zip(values) {
-                *total = total.wrapping_add(*value);
-            }
-        }
         let masks: Vec<SignedMask<'_>> = seeds
             .iter()
             .map(|(seed, sign)| SignedMask {
@@ -868,7 +869,9 @@ impl ServerSession {
                 sign: *sign,
             })
             .collect();
-        apply_masks(&mut sum, &masks).map_err(ServerError::Masking)?;
+        let inputs: Vec<&[u32]> = self.masked_inputs.values().map(Vec::as_slice).collect();
+        let mut sum = vec![0u32; self.config.dimension];
+        sum_and_mask(&mut sum, &inputs, &masks).map_err(ServerError::Masking)?;
         self.phase = ServerPhase::Finished;
         Ok(sum)
     }

@@ -85,3 +85,41 @@ impl SessionConfig {
         self.member_addresses.get(sender as usize)
     }
 }
+
+/// The five phases of a group attempt, in protocol order. A client that drops
+/// "from" a phase sends nothing in it or after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// AdvertiseKeys.
+    AdvertiseKeys,
+    /// ShareKeys.
+    ShareKeys,
+    /// MaskedInput.
+    MaskedInput,
+    /// ConsistencyResponse.
+    Consistency,
+    /// UnmaskingResponse.
+    Unmasking,
+}
+
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 5] = [
+        Phase::AdvertiseKeys,
+        Phase::ShareKeys,
+        Phase::MaskedInput,
+        Phase::Consistency,
+        Phase::Unmasking,
+    ];
+
+    /// The phase's name as task specs write its deadline (`masked_input`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::AdvertiseKeys => "advertise_keys",
+            Phase::ShareKeys => "share_keys",
+            Phase::MaskedInput => "masked_input",
+            Phase::Consistency => "consistency",
+            Phase::Unmasking => "unmasking",
+        }
+    }
+}

@@ -34,7 +34,12 @@ fn different_contexts_give_different_keys() {
     let mut keys = HashSet::new();
     let mut count = 0;
     for context in &contexts {
-        for purpose in [Purpose::Mask, Purpose::ShareEncryption, Purpose::SelfMask] {
+        for purpose in [
+            Purpose::Mask,
+            Purpose::ShareEncryption,
+            Purpose::SelfMask,
+            Purpose::Grouping,
+        ] {
             for pair in [
                 ClientPair::new(0, 1),
                 ClientPair::new(0, 2),

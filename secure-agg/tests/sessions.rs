@@ -17,6 +17,7 @@ use fedstake_secure_agg::shamir::Share;
 use proptest::prelude::*;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 /// Phases in which a client can drop: 0 keys, 1 shares, 2 masked input,
 /// 3 consistency, 4 unmasking.
@@ -43,6 +44,16 @@ struct Harness {
 
 impl Harness {
     fn new(group_size: u32, dimension: usize, seed: u64) -> Self {
+        Self::with_inputs(group_size, dimension, seed, |rng| rng.next_u32())
+    }
+
+    /// A harness whose input coordinates are drawn by `coordinate`.
+    fn with_inputs(
+        group_size: u32,
+        dimension: usize,
+        seed: u64,
+        coordinate: impl Fn(&mut ChaCha20Rng) -> u32,
+    ) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let identities: Vec<Identity> = (0..group_size)
             .map(|_| Identity::generate(&mut rng))
@@ -56,7 +67,7 @@ impl Harness {
             server_address: server_identity.address(),
         };
         let inputs: Vec<Vec<u32>> = (0..group_size)
-            .map(|_| (0..dimension).map(|_| rng.next_u32()).collect())
+            .map(|_| (0..dimension).map(|_| coordinate(&mut rng)).collect())
             .collect();
         let clients = (0..group_size)
             .map(|index| {
@@ -784,4 +795,49 @@ fn clients_detect_a_server_showing_different_survivor_lists() {
         ClientError::BadConsistencyResponse { .. }
     ));
     assert!(client.revealed().is_empty());
+}
+
+/// The p-value of Pearson's chi-square test that `bytes` are uniform over the
+/// 256 byte values.
+fn uniform_bytes_p_value(bytes: impl Iterator<Item = u8>) -> f64 {
+    let mut counts = [0u64; 256];
+    let mut total = 0u64;
+    for byte in bytes {
+        counts[byte as usize] += 1;
+        total += 1;
+    }
+    let expected = total as f64 / 256.0;
+    let statistic: f64 = counts
+        .iter()
+        .map(|&count| (count as f64 - expected).powi(2) / expected)
+        .sum();
+    ChiSquared::new(255.0).unwrap().sf(statistic)
+}
+
+#[test]
+fn a_single_masked_input_looks_uniform_to_the_server() {
+    // Every client holds the same small value, as quantized updates are: in
+    // the clear, three of every four bytes are zero.
+    let dimension = 1 << 16;
+    let mut harness = Harness::with_inputs(5, dimension, 17, |_| 7);
+    let mut replies = advance_to(&mut harness, 2);
+    let masked = take_from(&mut replies, 0);
+    let Body::MaskedInput(values) = &masked.body else {
+        panic!("not a masked input");
+    };
+    // The bytes of the vector as the server receives them, by position in the
+    // little-endian word (a small value shows in the high bytes) and all
+    // together. For a uniform view each p-value is uniform on (0, 1), so a
+    // threshold of 1e-9 fails a correct implementation with probability about
+    // 5e-9 per seed; the seed is fixed, so the test is deterministic.
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    for lane in 0..4 {
+        let p = uniform_bytes_p_value(bytes.iter().skip(lane).step_by(4).copied());
+        assert!(p > 1e-9, "byte {lane} of each word: p = {p}");
+    }
+    let p = uniform_bytes_p_value(bytes.iter().copied());
+    assert!(p > 1e-9, "all bytes: p = {p}");
+    // The test has power: the input itself is far from uniform.
+    let clear = harness.inputs[0].iter().flat_map(|v| v.to_le_bytes());
+    assert!(uniform_bytes_p_value(clear) < 1e-100);
 }

@@ -2,15 +2,22 @@
 //!
 //! An experiment fixes the data, the model, local training and the reward
 //! policy, and lists the values to sweep: aggregators (in the task spec's
-//! `[aggregation]` form), attacks, attacker fractions, data partitions and
-//! seeds. Every combination is one grid point, simulated for `rounds` rounds.
+//! `[aggregation]` form), attacks, attacker fractions, data partitions,
+//! privacy modes (plain or grouped secure aggregation with a group size),
+//! per-phase dropout rates and seeds. Every combination is one grid point,
+//! simulated for `rounds` rounds.
 
 use std::path::Path;
 
 use fedstake_protocol::spec::{
-    AggregationSpec, DataSpec, ModelSpec, SlashingSpec, TrainingSpec, parse_token_amount,
+    AggregationSpec, DataSpec, MAX_FRACTIONAL_BITS as SPEC_MAX_FRACTIONAL_BITS, ModelSpec,
+    SlashingSpec, TrainingSpec, parse_token_amount,
 };
 use serde::{Deserialize, Deserializer};
+
+use fedstake_secure_agg::grouping::MIN_GROUP_SIZE;
+use fedstake_secure_agg::quantize::{MAX_FRACTIONAL_BITS, QuantizationParams};
+use fedstake_secure_agg::session::Phase;
 
 use crate::SimError;
 use crate::attack::Attack;
@@ -50,6 +57,12 @@ pub struct Experiment {
     pub aggregators: Vec<AggregationSpec>,
     /// Attacks (`{ kind = "none" }` for the attack-free baseline).
     pub attacks: Vec<Attack>,
+    /// Privacy modes; plain only when absent.
+    #[serde(default = "default_privacy")]
+    pub privacy: Vec<PrivacyConfig>,
+    /// Per-phase dropout rates; no dropouts when absent.
+    #[serde(default = "default_dropouts")]
+    pub dropouts: Vec<DropoutRates>,
     /// Scoring of contributions.
     #[serde(default)]
     pub scoring: ScoringConfig,
@@ -108,6 +121,124 @@ pub enum DataConfig {
         #[serde(default = "default_root_examples")]
         root_examples: u32,
     },
+}
+
+fn default_privacy() -> Vec<PrivacyConfig> {
+    vec![PrivacyConfig::Plain {}]
+}
+
+fn default_dropouts() -> Vec<DropoutRates> {
+    vec![DropoutRates::default()]
+}
+
+/// How updates reach the aggregator.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum PrivacyConfig {
+    /// Signed updates in the clear: the aggregator sees each one.
+    Plain {},
+    /// SecAgg+ per group (real keys, signatures and masks, through memory):
+    /// the aggregator sees one mean per group, and rewards and slashing rest
+    /// on the attribution of group results to clients.
+    Secagg {
+        /// Members per group (at least 3).
+        group_size: u32,
+        /// Fixed-point fractional bits of the quantization; by default the
+        /// most (up to the task spec's limit of 24) that cannot overflow.
+        #[serde(default)]
+        fractional_bits: Option<u32>,
+    },
+}
+
+impl PrivacyConfig {
+    /// The label reports print: `plain` or `secagg(g=5)`.
+    pub fn label(&self) -> String {
+        match self {
+            PrivacyConfig::Plain {} => "plain".into(),
+            PrivacyConfig::Secagg { group_size, .. } => format!("secagg(g={group_size})"),
+        }
+    }
+
+    /// The quantization of a group under this mode (`None` in plain mode),
+    /// with the clip norm and largest weight of the experiment: the given or
+    /// the largest fractional bits whose group sum cannot overflow.
+    pub fn quantization(
+        &self,
+        clip_norm: f64,
+        max_weight: u32,
+    ) -> Result<Option<QuantizationParams>, SimError> {
+        let PrivacyConfig::Secagg {
+            group_size,
+            fractional_bits,
+        } = *self
+        else {
+            return Ok(None);
+        };
+        let params = |bits| QuantizationParams {
+            clip_norm: clip_norm as f32,
+            fractional_bits: bits,
+            max_weight: max_weight.max(1),
+            summands: group_size,
+        };
+        let chosen = match fractional_bits {
+            Some(bits) => params(bits),
+            None => (0..=SPEC_MAX_FRACTIONAL_BITS.min(MAX_FRACTIONAL_BITS))
+                .rev()
+                .map(params)
+                .find(|p| p.validate().is_ok())
+                .unwrap_or(params(0)),
+        };
+        chosen
+            .validate()
+            .map_err(|e| SimError::Config(format!("quantization: {e}")))?;
+        Ok(Some(chosen))
+    }
+}
+
+/// Probability that a client drops in each phase of a secure-aggregation
+/// round, given it got there. A client's coin is thrown phase by phase; it
+/// drops from the first phase whose coin comes up. In plain mode only
+/// `masked_input` (the upload of the update) applies.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DropoutRates {
+    /// Before sending its keys.
+    pub advertise_keys: f64,
+    /// Before sending its share boxes.
+    pub share_keys: f64,
+    /// Before sending its (masked) update.
+    pub masked_input: f64,
+    /// Before signing the survivor list.
+    pub consistency: f64,
+    /// Before revealing its shares.
+    pub unmasking: f64,
+}
+
+impl DropoutRates {
+    /// The rate of `phase`.
+    pub fn rate(&self, phase: Phase) -> f64 {
+        match phase {
+            Phase::AdvertiseKeys => self.advertise_keys,
+            Phase::ShareKeys => self.share_keys,
+            Phase::MaskedInput => self.masked_input,
+            Phase::Consistency => self.consistency,
+            Phase::Unmasking => self.unmasking,
+        }
+    }
+
+    /// `none`, or the non-zero rates, e.g. `share_keys=0.05 masked_input=0.1`.
+    pub fn label(&self) -> String {
+        let rates: Vec<String> = Phase::ALL
+            .iter()
+            .filter(|&&phase| self.rate(phase) > 0.0)
+            .map(|&phase| format!("{}={}", phase.name(), self.rate(phase)))
+            .collect();
+        if rates.is_empty() {
+            "none".into()
+        } else {
+            rates.join(" ")
+        }
+    }
 }
 
 fn default_separation() -> f32 {
@@ -181,16 +312,26 @@ pub struct ScoringConfig {
     /// (Sybil evidence).
     #[serde(default = "default_duplicate_threshold")]
     pub duplicate_threshold: f64,
+    /// Secure aggregation: a client's flagged group counts against it only
+    /// while its groups were flagged more often than others' at this
+    /// significance (see `fedstake_secure_agg::attribution`).
+    #[serde(default = "default_attribution_significance")]
+    pub attribution_significance: f64,
 }
 
 fn default_duplicate_threshold() -> f64 {
     0.99
 }
 
+fn default_attribution_significance() -> f64 {
+    1e-3
+}
+
 impl Default for ScoringConfig {
     fn default() -> Self {
         Self {
             duplicate_threshold: default_duplicate_threshold(),
+            attribution_significance: default_attribution_significance(),
         }
     }
 }
@@ -285,6 +426,8 @@ impl Experiment {
             ("partitions", self.partitions.is_empty()),
             ("aggregators", self.aggregators.is_empty()),
             ("attacks", self.attacks.is_empty()),
+            ("privacy", self.privacy.is_empty()),
+            ("dropouts", self.dropouts.is_empty()),
         ] {
             if empty {
                 return invalid(field, "list at least one value".into());
@@ -311,6 +454,40 @@ impl Experiment {
                 format!("must be in (0, 1], got {threshold}"),
             );
         }
+        let significance = self.scoring.attribution_significance;
+        if !(significance > 0.0 && significance < 1.0) {
+            return invalid(
+                "scoring.attribution_significance",
+                format!("must be in (0, 1), got {significance}"),
+            );
+        }
+        for (i, privacy) in self.privacy.iter().enumerate() {
+            if let PrivacyConfig::Secagg { group_size, .. } = *privacy {
+                if group_size < MIN_GROUP_SIZE || group_size > self.clients_per_round {
+                    return invalid(
+                        &format!("privacy[{i}].group_size"),
+                        format!(
+                            "must be in {MIN_GROUP_SIZE}..={} (clients_per_round), got {group_size}",
+                            self.clients_per_round
+                        ),
+                    );
+                }
+            }
+            privacy
+                .quantization(self.clip_norm, self.training.max_examples)
+                .map_err(|e| SimError::Config(format!("privacy[{i}]: {e}")))?;
+        }
+        for (i, rates) in self.dropouts.iter().enumerate() {
+            if let Some(phase) = Phase::ALL
+                .into_iter()
+                .find(|&phase| !(0.0..1.0).contains(&rates.rate(phase)))
+            {
+                return invalid(
+                    &format!("dropouts[{i}].{}", phase.name()),
+                    format!("must be in [0, 1), got {}", rates.rate(phase)),
+                );
+            }
+        }
         fedstake_client::trainer::architecture_for(&self.model, &self.data.schema())
             .map_err(|e| SimError::Config(format!("model: {e}")))?;
         fedstake_client::trainer::optimizer_for(&self.training)
@@ -333,25 +510,33 @@ impl Experiment {
             * self.attacks.len()
             * self.attacker_fractions.len()
             * self.partitions.len()
+            * self.privacy.len()
+            * self.dropouts.len()
             * self.seeds.len()
     }
 
     /// Every grid point, in a fixed order (aggregator, attack, fraction,
-    /// partition, seed) that outputs follow.
+    /// partition, privacy, dropouts, seed) that outputs follow.
     pub fn points(&self) -> Vec<GridPoint> {
         let mut points = Vec::with_capacity(self.grid_size());
         for aggregator in 0..self.aggregators.len() {
             for attack in 0..self.attacks.len() {
                 for fraction in 0..self.attacker_fractions.len() {
                     for partition in 0..self.partitions.len() {
-                        for &seed in &self.seeds {
-                            points.push(GridPoint {
-                                aggregator,
-                                attack,
-                                fraction,
-                                partition,
-                                seed,
-                            });
+                        for privacy in 0..self.privacy.len() {
+                            for dropouts in 0..self.dropouts.len() {
+                                for &seed in &self.seeds {
+                                    points.push(GridPoint {
+                                        aggregator,
+                                        attack,
+                                        fraction,
+                                        partition,
+                                        privacy,
+                                        dropouts,
+                                        seed,
+                                    });
+                                }
+                            }
                         }
                     }
                 }
@@ -372,6 +557,10 @@ pub struct GridPoint {
     pub fraction: usize,
     /// Index into `partitions`.
     pub partition: usize,
+    /// Index into `privacy`.
+    pub privacy: usize,
+    /// Index into `dropouts`.
+    pub dropouts: usize,
     /// The seed.
     pub seed: u64,
 }

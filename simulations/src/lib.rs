@@ -1,12 +1,12 @@
 //! The in-process lab of fedstake.
 //!
 //! Simulations run the production code — the client's trainers, the
-//! aggregation crate, later the secure-aggregation state machines and the
-//! reward policy — with every participant in one process and messages moved
-//! through memory, so what is measured here is what runs for real. It holds
-//! client data [`partition`]s, [`attack`]s, a federated
-//! [`federated::Population`] advanced round by round, experiment grids
-//! ([`experiment`], [`runner`], [`scoring`], [`report`]) and the [`demo`].
+//! aggregation crate, the secure-aggregation state machines and the reward
+//! policy — with every participant in one process and messages moved through
+//! memory, so what is measured here is what runs for real. It holds client
+//! data [`partition`]s, [`attack`]s, a federated [`federated::Population`]
+//! advanced round by round, experiment grids ([`experiment`], [`runner`],
+//! [`scoring`], [`secure`], [`report`]) and the [`demo`].
 
 pub mod attack;
 pub mod demo;
@@ -16,6 +16,7 @@ pub mod partition;
 pub mod report;
 pub mod runner;
 pub mod scoring;
+pub mod secure;
 
 use fedstake_aggregation::AggregationError;
 use fedstake_aggregation::quality::QualityError;

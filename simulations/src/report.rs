@@ -17,7 +17,7 @@ use crate::experiment::Experiment;
 use crate::runner::RunResult;
 
 /// Seed-averaged outcome of one grid cell (aggregator, attack, fraction,
-/// partition).
+/// partition, privacy, dropouts).
 #[derive(Debug, Clone, Serialize)]
 pub struct CellSummary {
     /// Aggregator label.
@@ -28,6 +28,13 @@ pub struct CellSummary {
     pub attacker_fraction: f64,
     /// Partition label.
     pub partition: String,
+    /// Privacy mode label.
+    pub privacy: String,
+    /// Dropout rates label.
+    pub dropouts: String,
+    /// Table row label: the aggregator, with the privacy mode and dropout
+    /// rates when the experiment sweeps them.
+    pub row: String,
     /// Seeds run.
     pub seeds: usize,
     /// Mean final validation accuracy over seeds.
@@ -46,6 +53,11 @@ pub struct CellSummary {
     pub attackers: usize,
     /// Whether the attack poisons (counts for slashing recall).
     pub poisoning: bool,
+    /// Mean share of cohort members per round whose update reached no
+    /// aggregated sum.
+    pub dropped_share: f64,
+    /// Groups that failed, summed over rounds and seeds.
+    pub failed_groups: usize,
 }
 
 impl CellSummary {
@@ -70,13 +82,33 @@ impl CellSummary {
     }
 }
 
+/// The row label of a run in the report's tables.
+fn row_label(experiment: &Experiment, run: &RunResult) -> String {
+    let mut row = run.labels.aggregator.clone();
+    if experiment.privacy.len() > 1 {
+        row = format!("{row}, {}", run.labels.privacy);
+    }
+    if experiment.dropouts.len() > 1 {
+        row = format!("{row}, dropouts {}", run.labels.dropouts);
+    }
+    row
+}
+
 /// Groups runs into cells, in grid order.
 pub fn summarize(experiment: &Experiment, runs: &[RunResult]) -> Vec<CellSummary> {
-    let mut cells: BTreeMap<(usize, usize, usize, usize), Vec<&RunResult>> = BTreeMap::new();
+    type Key = (usize, usize, usize, usize, usize, usize);
+    let mut cells: BTreeMap<Key, Vec<&RunResult>> = BTreeMap::new();
     for run in runs {
         let p = run.point;
         cells
-            .entry((p.aggregator, p.attack, p.fraction, p.partition))
+            .entry((
+                p.aggregator,
+                p.attack,
+                p.fraction,
+                p.partition,
+                p.privacy,
+                p.dropouts,
+            ))
             .or_default()
             .push(run);
     }
@@ -104,11 +136,26 @@ pub fn summarize(experiment: &Experiment, runs: &[RunResult]) -> Vec<CellSummary
                 .map(|r| r.rewards_attackers)
                 .sum();
             let paid = honest + attackers;
+            let dropped: Vec<f64> = runs
+                .iter()
+                .flat_map(|r| &r.rounds)
+                .map(|r| {
+                    let cohort = r.accepted + r.rejected + r.dropped;
+                    if cohort == 0 {
+                        0.0
+                    } else {
+                        r.dropped as f64 / cohort as f64
+                    }
+                })
+                .collect();
             CellSummary {
                 aggregator: first.labels.aggregator.clone(),
                 attack: first.labels.attack.clone(),
                 attacker_fraction: experiment.attacker_fractions[first.point.fraction],
                 partition: first.labels.partition.clone(),
+                privacy: first.labels.privacy.clone(),
+                dropouts: first.labels.dropouts.clone(),
+                row: row_label(experiment, first),
                 seeds: runs.len(),
                 final_accuracy_mean: mean(&finals),
                 final_accuracy_min: finals.iter().copied().fold(f64::INFINITY, f64::min),
@@ -122,6 +169,16 @@ pub fn summarize(experiment: &Experiment, runs: &[RunResult]) -> Vec<CellSummary
                 attackers_slashed: runs.iter().map(|r| r.attackers_slashed).sum(),
                 attackers: runs.iter().map(|r| r.attackers).sum(),
                 poisoning: first.poisoning,
+                dropped_share: if dropped.is_empty() {
+                    0.0
+                } else {
+                    mean(&dropped)
+                },
+                failed_groups: runs
+                    .iter()
+                    .flat_map(|r| &r.rounds)
+                    .map(|r| r.failed_groups)
+                    .sum(),
             }
         })
         .collect()
@@ -177,6 +234,8 @@ fn write_rounds_csv(path: &Path, runs: &[RunResult]) -> Result<(), csv::Error> {
         "attack",
         "attacker_fraction",
         "partition",
+        "privacy",
+        "dropouts",
         "seed",
         "round",
         "accuracy",
@@ -184,6 +243,9 @@ fn write_rounds_csv(path: &Path, runs: &[RunResult]) -> Result<(), csv::Error> {
         "backdoor_success",
         "accepted",
         "rejected",
+        "dropped",
+        "aggregator_inputs",
+        "failed_groups",
         "rewards_honest",
         "rewards_attackers",
         "dust",
@@ -197,6 +259,8 @@ fn write_rounds_csv(path: &Path, runs: &[RunResult]) -> Result<(), csv::Error> {
                 run.labels.attack.clone(),
                 format!("{:.4}", run.labels.fraction),
                 run.labels.partition.clone(),
+                run.labels.privacy.clone(),
+                run.labels.dropouts.clone(),
                 run.point.seed.to_string(),
                 r.round.to_string(),
                 format!("{:.6}", r.accuracy),
@@ -206,6 +270,9 @@ fn write_rounds_csv(path: &Path, runs: &[RunResult]) -> Result<(), csv::Error> {
                     .unwrap_or_default(),
                 r.accepted.to_string(),
                 r.rejected.to_string(),
+                r.dropped.to_string(),
+                r.aggregator_inputs.to_string(),
+                r.failed_groups.to_string(),
                 r.rewards_honest.to_string(),
                 r.rewards_attackers.to_string(),
                 r.dust.to_string(),
@@ -218,23 +285,24 @@ fn write_rounds_csv(path: &Path, runs: &[RunResult]) -> Result<(), csv::Error> {
     Ok(())
 }
 
-/// Labels of the aggregators and attacks in experiment order.
+/// Labels of the table rows and attacks in experiment order.
 fn axis_labels(cells: &[CellSummary]) -> (Vec<String>, Vec<String>) {
-    let mut aggregators: Vec<String> = Vec::new();
+    let mut rows: Vec<String> = Vec::new();
     let mut attacks: Vec<String> = Vec::new();
     for cell in cells {
-        if !aggregators.contains(&cell.aggregator) {
-            aggregators.push(cell.aggregator.clone());
+        if !rows.contains(&cell.row) {
+            rows.push(cell.row.clone());
         }
         if !attacks.contains(&cell.attack) {
             attacks.push(cell.attack.clone());
         }
     }
-    (aggregators, attacks)
+    (rows, attacks)
 }
 
-/// One markdown table: a row per aggregator, a column per attack, for every
-/// (fraction, partition) pair; `value` formats a cell.
+/// One markdown table: a row per aggregator (and privacy mode and dropout
+/// rates, when swept), a column per attack, for every (fraction, partition)
+/// pair; `value` formats a cell.
 fn table(
     cells: &[CellSummary],
     title: &str,
@@ -263,7 +331,7 @@ fn table(
                     cells
                         .iter()
                         .find(|c| {
-                            &c.aggregator == aggregator
+                            &c.row == aggregator
                                 && &c.attack == attack
                                 && &format!("{:.2}", c.attacker_fraction) == fraction
                                 && &c.partition == partition
@@ -288,7 +356,25 @@ fn markdown(experiment: &Experiment, cells: &[CellSummary]) -> String {
         experiment.clients, experiment.clients_per_round, experiment.rounds, experiment.seeds
     );
     if let Some(recommended) = &experiment.recommended {
-        out.push_str(&goals(recommended, cells));
+        // Per privacy mode, at the first dropout setting.
+        let dropouts = experiment.dropouts[0].label();
+        for privacy in &experiment.privacy {
+            let privacy = privacy.label();
+            let mode: Vec<CellSummary> = cells
+                .iter()
+                .filter(|c| c.privacy == privacy && c.dropouts == dropouts)
+                .cloned()
+                .collect();
+            let title = if experiment.privacy.len() > 1 {
+                format!("`{recommended}` under {privacy}")
+            } else {
+                format!("`{recommended}`")
+            };
+            out.push_str(&goals(recommended, &title, cells, &mode));
+        }
+    }
+    if experiment.privacy.len() > 1 {
+        out.push_str(&price_of_privacy(experiment, cells));
     }
     out.push_str("## Final accuracy\n\n");
     out.push_str(&table(
@@ -328,18 +414,21 @@ fn markdown(experiment: &Experiment, cells: &[CellSummary]) -> String {
             })
         },
     ));
-    out.push_str("Plots: `plots/accuracy-<attack>.png` (accuracy per round, one line per aggregator, mean over seeds) and `plots/final-accuracy-heatmap.png`.\n");
+    out.push_str("Plots: `plots/accuracy-<attack>.png` (accuracy per round, one line per table row, mean over seeds) and `plots/final-accuracy-heatmap.png`.\n");
     out
 }
 
-/// The robustness goals checked for the recommended aggregator.
-fn goals(recommended: &str, cells: &[CellSummary]) -> String {
-    let mut out = format!("## Goals for the recommended aggregator `{recommended}`\n\n");
+/// The robustness goals checked for the recommended aggregator over the cells
+/// of `mode`, against the best attack-free FedAvg of all `cells`.
+fn goals(recommended: &str, title: &str, cells: &[CellSummary], mode: &[CellSummary]) -> String {
+    let mut out = format!("## Goals for the recommended aggregator {title}\n\n");
     let baseline = cells
         .iter()
         .filter(|c| c.aggregator.starts_with("fedavg") && c.attack == "none")
         .map(|c| c.final_accuracy_mean)
         .fold(f64::NAN, f64::max);
+    // Everything below is about this mode's cells.
+    let cells = mode;
     let mine: Vec<&CellSummary> = cells
         .iter()
         .filter(|c| c.aggregator == recommended)
@@ -407,6 +496,106 @@ fn goals(recommended: &str, cells: &[CellSummary]) -> String {
     out
 }
 
+/// Plain robust aggregation against grouped secure aggregation: per
+/// aggregator and privacy mode, over the attacks of each (fraction,
+/// partition, dropouts) setting.
+fn price_of_privacy(experiment: &Experiment, cells: &[CellSummary]) -> String {
+    let mut out = String::from(
+        "## Price of privacy\n\nPer aggregator and privacy mode, over the attacks: final accuracy \
+         without attack, mean over attacks and the worst attack; the lowest honest reward share \
+         under an attack; poisoners slashed; honest clients slashed; share of cohort members \
+         whose update reached no sum (dropouts and failed groups).\n\n",
+    );
+    let mut settings: Vec<(String, String, String)> = Vec::new();
+    for cell in cells {
+        let key = (
+            format!("{:.2}", cell.attacker_fraction),
+            cell.partition.clone(),
+            cell.dropouts.clone(),
+        );
+        if !settings.contains(&key) {
+            settings.push(key);
+        }
+    }
+    for (fraction, partition, dropouts) in &settings {
+        let _ = writeln!(
+            out,
+            "### Attackers {fraction}, {partition}, dropouts {dropouts}\n\n\
+             | aggregator | privacy | no attack | mean over attacks | worst attack | honest reward share | poisoners slashed | honest slashed | updates lost |\n\
+             |---|---|---|---|---|---|---|---|---|"
+        );
+        for spec in &experiment.aggregators {
+            let Ok(aggregator) = fedstake_aggregation::Aggregator::try_from(spec) else {
+                continue;
+            };
+            let aggregator = aggregator.to_string();
+            for privacy in experiment.privacy.iter().map(|p| p.label()) {
+                let mine: Vec<&CellSummary> = cells
+                    .iter()
+                    .filter(|c| {
+                        c.aggregator == aggregator
+                            && c.privacy == privacy
+                            && &format!("{:.2}", c.attacker_fraction) == fraction
+                            && &c.partition == partition
+                            && &c.dropouts == dropouts
+                    })
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let clean = mine
+                    .iter()
+                    .find(|c| c.attack == "none")
+                    .map_or("-".into(), |c| format!("{:.3}", c.final_accuracy_mean));
+                let attacked: Vec<&&CellSummary> =
+                    mine.iter().filter(|c| c.attack != "none").collect();
+                let accuracies: Vec<f64> = attacked.iter().map(|c| c.final_accuracy_mean).collect();
+                let worst = attacked
+                    .iter()
+                    .min_by(|a, b| a.final_accuracy_mean.total_cmp(&b.final_accuracy_mean))
+                    .map_or("-".into(), |c| {
+                        format!("{:.3} ({})", c.final_accuracy_mean, c.attack)
+                    });
+                let share = attacked
+                    .iter()
+                    .filter(|c| c.attack != "free-rider")
+                    .map(|c| c.honest_reward_share)
+                    .fold(f64::INFINITY, f64::min);
+                let (caught, poisoners) = attacked
+                    .iter()
+                    .filter(|c| c.poisoning)
+                    .fold((0, 0), |(a, b), c| {
+                        (a + c.attackers_slashed, b + c.attackers)
+                    });
+                let honest_slashed: usize = mine.iter().map(|c| c.honest_slashed).sum();
+                let lost = mean(&mine.iter().map(|c| c.dropped_share).collect::<Vec<_>>());
+                let _ = writeln!(
+                    out,
+                    "| {aggregator} | {privacy} | {clean} | {} | {worst} | {} | {} | {honest_slashed} | {:.1}% |",
+                    if accuracies.is_empty() {
+                        "-".into()
+                    } else {
+                        format!("{:.3}", mean(&accuracies))
+                    },
+                    if share.is_finite() {
+                        format!("{share:.3}")
+                    } else {
+                        "-".into()
+                    },
+                    if poisoners == 0 {
+                        "-".into()
+                    } else {
+                        format!("{caught} of {poisoners}")
+                    },
+                    lost * 100.0
+                );
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 fn plot_error(e: impl std::fmt::Display) -> SimError {
     SimError::Config(format!("plotting: {e}"))
 }
@@ -425,7 +614,7 @@ fn ensure_font() -> Result<(), SimError> {
     }
 }
 
-/// One PNG per attack: accuracy per round, a line per aggregator (mean over
+/// One PNG per attack: accuracy per round, a line per table row (mean over
 /// seeds, first fraction and partition).
 fn plot_accuracy_per_round(
     dir: &Path,
@@ -454,12 +643,19 @@ fn plot_accuracy_per_round(
             .y_desc("accuracy")
             .draw()
             .map_err(plot_error)?;
-        for aggregator in 0..experiment.aggregators.len() {
+        // One line per (aggregator, privacy, dropouts), in grid order.
+        let (privacies, dropout_settings) = (experiment.privacy.len(), experiment.dropouts.len());
+        for line in 0..experiment.aggregators.len() * privacies * dropout_settings {
+            let aggregator = line / (privacies * dropout_settings);
+            let privacy = line / dropout_settings % privacies;
+            let dropouts = line % dropout_settings;
             let matching: Vec<&RunResult> = runs
                 .iter()
                 .filter(|r| {
                     r.point.attack == attack_index
                         && r.point.aggregator == aggregator
+                        && r.point.privacy == privacy
+                        && r.point.dropouts == dropouts
                         && r.point.fraction == 0
                         && r.point.partition == 0
                 })
@@ -467,18 +663,23 @@ fn plot_accuracy_per_round(
             let Some(first) = matching.first() else {
                 continue;
             };
+            // A run can end early (every client slashed), so rounds are
+            // averaged over the runs that reached them.
             let series: Vec<(u32, f64)> = (0..first.rounds.len())
                 .map(|i| {
-                    let accuracies: Vec<f64> =
-                        matching.iter().map(|r| r.rounds[i].accuracy).collect();
+                    let accuracies: Vec<f64> = matching
+                        .iter()
+                        .filter_map(|r| r.rounds.get(i))
+                        .map(|r| r.accuracy)
+                        .collect();
                     (first.rounds[i].round, mean(&accuracies))
                 })
                 .collect();
-            let color = Palette99::pick(aggregator).to_rgba();
+            let color = Palette99::pick(line).to_rgba();
             chart
                 .draw_series(LineSeries::new(series, color.stroke_width(2)))
                 .map_err(plot_error)?
-                .label(first.labels.aggregator.clone())
+                .label(row_label(experiment, first))
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
@@ -553,7 +754,7 @@ fn plot_heatmap(
         text(aggregator, 8, y + 9, 15).map_err(plot_error)?;
         for (j, attack) in attacks.iter().enumerate() {
             let Some(cell) = cells.iter().find(|c| {
-                &c.aggregator == aggregator
+                &c.row == aggregator
                     && &c.attack == attack
                     && c.attacker_fraction == fraction
                     && c.partition == first_partition

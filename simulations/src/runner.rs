@@ -4,38 +4,46 @@
 //!
 //! A round: the cohort is drawn from the clients not yet slashed; honest
 //! clients train from the global model and clip their update to the bound;
-//! attackers craft theirs (omniscient attacks see the honest updates); the
-//! coordinator rejects any update over the bound (that is slashing evidence:
-//! the update is signed), runs the aggregator on the rest and applies the
-//! aggregate; contributions are scored against the aggregate, the round budget
-//! is split by score, and the slashing rule looks at each client's evidence.
-//! A slashed client's stake falls below the task's minimum, so it is not
-//! admitted again.
+//! attackers craft theirs (omniscient attacks see the honest updates); each
+//! cohort member may drop, phase by phase, at the point's dropout rates. In
+//! plain mode the coordinator rejects any delivered update over the bound
+//! (that is slashing evidence: the update is signed), runs the aggregator on
+//! the rest and applies the aggregate; contributions are scored against the
+//! aggregate. In `secagg` mode the cohort is grouped, each group runs SecAgg+
+//! and the aggregator runs on the group means (see [`crate::secure`]); clients
+//! are scored from group attribution. Then the round budget is split by score
+//! and the slashing rule looks at each client's evidence. A slashed client's
+//! stake falls below the task's minimum, so it is not admitted again.
 
 use std::path::Path;
 
+use fedstake_aggregation::Aggregate;
 use fedstake_aggregation::norm::l2_norm;
 use fedstake_aggregation::{AggregationError, Aggregator, RoundContext, Rule};
 use fedstake_client::data::{DataSource, Dataset, Schema, SyntheticSpec, synthetic};
 use fedstake_client::trainer::{architecture_for, optimizer_for, schedule_for};
 use fedstake_rewards::{BasisPoints, SlashingPolicy, SlashingTracker};
-use ndarray::Array2;
-use rand::SeedableRng;
+use fedstake_secure_agg::attribution::GroupAttribution;
+use fedstake_secure_agg::session::Phase;
+use ndarray::{Array2, ArrayView2};
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::SimError;
 use crate::attack::Attack;
-use crate::experiment::{DataConfig, Experiment, GridPoint};
+use crate::experiment::{DataConfig, DropoutRates, Experiment, GridPoint};
 use crate::federated::{LocalSettings, Population};
 use crate::partition::partition;
 use crate::scoring::{RoundInputs, RoundScores, score_round};
+use crate::secure::{Contributions, GroupRoundInputs, SecureSetup, score_groups};
 
 /// Salts that keep the random streams of one seed independent.
 const ATTACKER_SALT: u64 = 0xA77A_C4E5;
 const COHORT_SALT: u64 = 0xC0_4087;
 const ROOT_SALT: u64 = 0x400F;
+const DROPOUT_SALT: u64 = 0xD40_9047;
 
 /// Human-readable coordinates of a grid point.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +56,10 @@ pub struct RunLabels {
     pub fraction: f64,
     /// Partition, e.g. `dirichlet(0.5)`.
     pub partition: String,
+    /// Privacy mode, e.g. `plain` or `secagg(g=5)`.
+    pub privacy: String,
+    /// Dropout rates, e.g. `none` or `masked_input=0.1`.
+    pub dropouts: String,
 }
 
 /// One round of one run.
@@ -61,10 +73,18 @@ pub struct RoundRecord {
     pub loss: f64,
     /// Backdoor success rate of the new global model (backdoor attacks).
     pub backdoor_success: Option<f64>,
-    /// Inputs the aggregator counted (with any weight).
+    /// Clients whose updates the aggregator counted (with any weight; in
+    /// `secagg` mode, the members of groups it counted).
     pub accepted: usize,
-    /// Inputs rejected (over the bound, or by the aggregator).
+    /// Delivered updates rejected (over the bound, or by the aggregator).
     pub rejected: usize,
+    /// Cohort members whose update reached no aggregated sum (dropped, or in
+    /// a group that failed).
+    pub dropped: usize,
+    /// Rows the aggregator saw: updates, or group means.
+    pub aggregator_inputs: usize,
+    /// Groups that lost more members than their tolerance (`secagg`).
+    pub failed_groups: usize,
     /// Paid to honest clients this round.
     pub rewards_honest: u128,
     /// Paid to attackers this round.
@@ -208,6 +228,8 @@ pub fn labels(experiment: &Experiment, point: &GridPoint) -> Result<RunLabels, S
         attack: experiment.attacks[point.attack].name().to_string(),
         fraction: experiment.attacker_fractions[point.fraction],
         partition: experiment.partitions[point.partition].to_string(),
+        privacy: experiment.privacy[point.privacy].label(),
+        dropouts: experiment.dropouts[point.dropouts].label(),
     })
 }
 
@@ -274,6 +296,13 @@ fn run_point(
         fraction: BasisPoints::new((experiment.slashing.fraction * 10_000.0).round() as u16)?,
     };
     let mut tracker = SlashingTracker::new(policy)?;
+    let secure = experiment.privacy[point.privacy]
+        .quantization(experiment.clip_norm, experiment.training.max_examples)?
+        .map(|params| SecureSetup::new(clients, params, seed))
+        .transpose()?;
+    let rates = experiment.dropouts[point.dropouts];
+    let mut attribution = GroupAttribution::new();
+    let mut dropout_rng = ChaCha8Rng::seed_from_u64(seed ^ DROPOUT_SALT);
     let mut stakes = vec![experiment.rewards.stake; clients];
     let mut slashed = vec![false; clients];
     let mut population = Population::new(settings, client_data, data.validation.clone(), seed)?;
@@ -287,7 +316,20 @@ fn run_point(
         active.shuffle(&mut cohort_rng);
         active.truncate(experiment.clients_per_round as usize);
         active.sort_unstable();
-        let cohort = active;
+        // Under secure aggregation only clients placed in a group take part.
+        let grouping = match &secure {
+            Some(setup) => setup.group(&active, round)?,
+            None => None,
+        };
+        let cohort = match (&secure, &grouping) {
+            (None, _) => active,
+            (Some(_), None) => Vec::new(),
+            (Some(_), Some(grouping)) => {
+                let mut members = grouping.groups().concat();
+                members.sort_unstable();
+                members
+            }
+        };
         if cohort.is_empty() {
             break;
         }
@@ -320,21 +362,11 @@ fn run_point(
             }
         }
 
-        // The coordinator refuses updates over the bound before aggregating.
-        let norms: Vec<f64> = cohort
-            .iter()
-            .map(|&i| updates[i].as_deref().map_or(0.0, l2_norm))
-            .collect();
-        let bound = f64::from(clip_norm) * (1.0 + fedstake_rewards::slashing::NORM_BOUND_TOLERANCE);
-        let admitted: Vec<usize> = cohort
-            .iter()
-            .zip(&norms)
-            .filter(|&(_, &n)| n <= bound)
-            .map(|(&i, _)| i)
-            .collect();
+        let mut drop_from: Vec<Option<Phase>> = vec![None; clients];
+        for &i in &cohort {
+            drop_from[i] = draw_dropout(&rates, secure.is_some(), &mut dropout_rng);
+        }
         let dim = architecture.num_params();
-        let matrix = stack(admitted.iter().filter_map(|&i| updates[i].as_deref()), dim)?;
-        let admitted_weights: Vec<f32> = admitted.iter().map(|&i| weights[i]).collect();
         let root = if needs_root {
             Some(
                 population
@@ -349,17 +381,80 @@ fn run_point(
             previous_aggregate: previous.as_deref().map(ndarray::ArrayView1::from),
             seed: seed ^ u64::from(round),
         };
-        let aggregate = if admitted.is_empty() {
-            None
-        } else {
-            match aggregator.aggregate(matrix.view(), &admitted_weights, &context) {
-                Ok(aggregate) => Some(aggregate),
-                // Too few inputs left for the rule's parameters: the round
-                // fails, as the coordinator's would; nothing is applied or paid.
-                Err(AggregationError::TooFewInputs { .. }) => None,
-                Err(e) => return Err(e.into()),
-            }
-        };
+        let (scored, aggregate, scores, aggregator_inputs, failed_groups) =
+            match (&secure, &grouping) {
+                (Some(setup), Some(grouping)) => {
+                    let outcome = setup.aggregate_groups(
+                        grouping,
+                        round,
+                        &Contributions {
+                            updates: &updates,
+                            weights: &weights,
+                            drop_from: &drop_from,
+                            dimension: dim,
+                        },
+                    )?;
+                    let means = stack(outcome.sums.iter().map(|sum| sum.mean.as_slice()), dim)?;
+                    let group_weights: Vec<f32> =
+                        outcome.sums.iter().map(|sum| sum.weight).collect();
+                    let aggregate =
+                        aggregate_rows(&aggregator, means.view(), &group_weights, &context)?;
+                    let (scored, scores) = score_groups(
+                        experiment,
+                        &GroupRoundInputs {
+                            sums: &outcome.sums,
+                            means: means.view(),
+                            weights: &group_weights,
+                            aggregate: aggregate.as_ref(),
+                            aggregator: &aggregator,
+                            context: &context,
+                        },
+                        &mut attribution,
+                    )?;
+                    (
+                        scored,
+                        aggregate,
+                        scores,
+                        outcome.sums.len(),
+                        outcome.failed_groups,
+                    )
+                }
+                _ => {
+                    // Clients that dropped before the upload deliver nothing.
+                    let delivered: Vec<usize> = cohort
+                        .iter()
+                        .copied()
+                        .filter(|&i| drop_from[i].is_none())
+                        .collect();
+                    // The coordinator refuses updates over the bound before aggregating.
+                    let bound = f64::from(clip_norm)
+                        * (1.0 + fedstake_rewards::slashing::NORM_BOUND_TOLERANCE);
+                    let admitted: Vec<usize> = delivered
+                        .iter()
+                        .copied()
+                        .filter(|&i| updates[i].as_deref().map_or(0.0, l2_norm) <= bound)
+                        .collect();
+                    let matrix =
+                        stack(admitted.iter().filter_map(|&i| updates[i].as_deref()), dim)?;
+                    let admitted_weights: Vec<f32> = admitted.iter().map(|&i| weights[i]).collect();
+                    let aggregate =
+                        aggregate_rows(&aggregator, matrix.view(), &admitted_weights, &context)?;
+                    let scores = score_round(
+                        experiment,
+                        &RoundInputs {
+                            cohort: &delivered,
+                            updates: &updates,
+                            admitted: &admitted,
+                            admitted_updates: matrix.view(),
+                            admitted_weights: &admitted_weights,
+                            aggregate: aggregate.as_ref(),
+                            aggregator: &aggregator,
+                            context: &context,
+                        },
+                    )?;
+                    (delivered, aggregate, scores, admitted.len(), 0)
+                }
+            };
         if let Some(aggregate) = &aggregate {
             let update = aggregate
                 .update
@@ -383,24 +478,12 @@ fn run_point(
             observations,
             accepted,
             rejected,
-        } = score_round(
-            experiment,
-            &RoundInputs {
-                cohort: &cohort,
-                updates: &updates,
-                admitted: &admitted,
-                admitted_updates: matrix.view(),
-                admitted_weights: &admitted_weights,
-                aggregate: aggregate.as_ref(),
-                aggregator: &aggregator,
-                context: &context,
-            },
-        )?;
+        } = scores;
         if let Some(aggregate) = &aggregate {
             previous = Some(aggregate.update.to_vec());
         }
         let (mut rewards_honest, mut rewards_attackers) = (0u128, 0u128);
-        for (&i, &paid) in cohort.iter().zip(&payouts) {
+        for (&i, &paid) in scored.iter().zip(&payouts) {
             if is_attacker[i] {
                 rewards_attackers += paid
             } else {
@@ -408,7 +491,7 @@ fn run_point(
             }
         }
         let (mut slashed_honest, mut slashed_attackers) = (0, 0);
-        for (&i, observation) in cohort.iter().zip(&observations) {
+        for (&i, observation) in scored.iter().zip(&observations) {
             if let Some(decision) = tracker.record(i, u64::from(round), observation, stakes[i])? {
                 stakes[i] -= decision.amount;
                 slashed[i] = true;
@@ -426,6 +509,9 @@ fn run_point(
             backdoor_success,
             accepted,
             rejected,
+            dropped: cohort.len() - scored.len(),
+            aggregator_inputs,
+            failed_groups,
             rewards_honest,
             rewards_attackers,
             dust,
@@ -447,6 +533,39 @@ fn run_point(
         honest_slashed: count(false),
         attackers_slashed: count(true),
     })
+}
+
+/// The phase a cohort member drops from: a coin per phase at the phase's
+/// rate, in protocol order; in plain mode only the upload (`masked_input`).
+fn draw_dropout(rates: &DropoutRates, secure: bool, rng: &mut ChaCha8Rng) -> Option<Phase> {
+    let phases: &[Phase] = if secure {
+        &Phase::ALL
+    } else {
+        &[Phase::MaskedInput]
+    };
+    phases
+        .iter()
+        .copied()
+        .find(|&phase| rng.random::<f64>() < rates.rate(phase))
+}
+
+/// Runs the aggregator on the rows; `None` when there are none or too few
+/// for the rule's parameters (the round fails, as the coordinator's would:
+/// nothing is applied or paid).
+fn aggregate_rows(
+    aggregator: &Aggregator,
+    rows: ArrayView2<f32>,
+    weights: &[f32],
+    context: &RoundContext,
+) -> Result<Option<Aggregate>, SimError> {
+    if rows.nrows() == 0 {
+        return Ok(None);
+    }
+    match aggregator.aggregate(rows, weights, context) {
+        Ok(aggregate) => Ok(Some(aggregate)),
+        Err(AggregationError::TooFewInputs { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Stacks vectors of dimension `dim` as the rows of a matrix.

@@ -107,6 +107,24 @@ fn the_robustness_example_parses_and_spans_the_whole_grid() {
 }
 
 #[test]
+fn the_secagg_example_compares_groups_of_5_and_10_under_the_robustness_attacks() {
+    use fedstake_simulations::experiment::PrivacyConfig;
+    let secagg = Experiment::load(&examples().join("secagg.toml")).unwrap();
+    let robustness = Experiment::load(&examples().join("robustness.toml")).unwrap();
+    assert_eq!(secagg.attacks, robustness.attacks);
+    assert_eq!(secagg.attacker_fractions, robustness.attacker_fractions);
+    let sizes: Vec<Option<u32>> = secagg
+        .privacy
+        .iter()
+        .map(|p| match p {
+            PrivacyConfig::Plain {} => None,
+            PrivacyConfig::Secagg { group_size, .. } => Some(*group_size),
+        })
+        .collect();
+    assert_eq!(sizes, vec![None, Some(5), Some(10)]);
+}
+
+#[test]
 fn invalid_experiments_name_the_field() {
     for (from, to, field) in [
         ("rounds = 4", "rounds = 0", "rounds"),
@@ -133,6 +151,21 @@ fn invalid_experiments_name_the_field() {
             "attacks[3]",
         ),
         ("seeds = [1, 2]", "seeds = []", "seeds"),
+        (
+            "recommended = \"median\"",
+            "recommended = \"median\"\nprivacy = [{ mode = \"plain\" }, { mode = \"secagg\", group_size = 9 }]",
+            "privacy[1].group_size",
+        ),
+        (
+            "recommended = \"median\"",
+            "recommended = \"median\"\nprivacy = [{ mode = \"secagg\", group_size = 4, fractional_bits = 30 }]",
+            "privacy[0]: quantization",
+        ),
+        (
+            "recommended = \"median\"",
+            "recommended = \"median\"\ndropouts = [{ share_keys = 1.0 }]",
+            "dropouts[0].share_keys",
+        ),
     ] {
         let text = SMALL.replace(from, to);
         assert_ne!(text, SMALL, "{from}");
@@ -173,7 +206,9 @@ fn a_run_folder_has_every_output_and_the_attacks_show() {
     let csv = std::fs::read_to_string(dir.path().join("rounds.csv")).unwrap();
     // A header and one row per grid point per round.
     assert_eq!(csv.lines().count(), 1 + experiment.grid_size() * 4);
-    assert!(csv.starts_with("aggregator,attack,attacker_fraction,partition,seed,round,accuracy"));
+    assert!(csv.starts_with(
+        "aggregator,attack,attacker_fraction,partition,privacy,dropouts,seed,round,accuracy"
+    ));
     let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     for section in [
         "## Goals",
@@ -278,4 +313,74 @@ fn experiments_read_data_files_relative_to_themselves() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("nope.idx"), "{err}");
+}
+
+#[test]
+fn secure_aggregation_runs_real_groups_and_reports_the_price_of_privacy() {
+    let text = SMALL
+        .replace("seeds = [1, 2]", "seeds = [3]")
+        .replace(
+            "attacks = [{ kind = \"none\" }, { kind = \"sign-flip\" }, { kind = \"backdoor\" }, { kind = \"ipm\" }]",
+            "attacks = [{ kind = \"none\" }, { kind = \"sign-flip\" }]\n\
+             privacy = [{ mode = \"plain\" }, { mode = \"secagg\", group_size = 4 }]\n\
+             dropouts = [{}, { share_keys = 0.1, masked_input = 0.1, unmasking = 0.1 }]",
+        );
+    let experiment = Experiment::from_toml_str(&text).unwrap();
+    assert_eq!(experiment.grid_size(), 2 * 2 * 2 * 2);
+    let one = run_experiment(&experiment, Path::new("."), 1, &|_| {}).unwrap();
+    let two = run_experiment(&experiment, Path::new("."), 2, &|_| {}).unwrap();
+    assert_eq!(one, two);
+    let run = |aggregator: &str, attack: &str, privacy: &str, dropouts: &str| {
+        one.iter()
+            .find(|r| {
+                r.labels.aggregator == aggregator
+                    && r.labels.attack == attack
+                    && r.labels.privacy == privacy
+                    && r.labels.dropouts == dropouts
+            })
+            .unwrap()
+    };
+    // 8 clients in groups of 4: the aggregator sees two group means a round.
+    let secure = run("fedavg", "none", "secagg(g=4)", "none");
+    assert!(secure.rounds.iter().all(|r| r.aggregator_inputs == 2));
+    assert!(
+        secure
+            .rounds
+            .iter()
+            .all(|r| r.accepted == 8 && r.dropped == 0)
+    );
+    // FedAvg of group means weighted by the groups' summed weights is FedAvg
+    // of all updates, up to the 2^-f quantization.
+    let plain = run("fedavg", "none", "plain", "none");
+    for (s, p) in secure.rounds.iter().zip(&plain.rounds) {
+        assert!(
+            (s.accuracy - p.accuracy).abs() < 0.02,
+            "{} vs {}",
+            s.accuracy,
+            p.accuracy
+        );
+    }
+    // Dropouts cost updates in both modes; secure aggregation has more
+    // phases to drop in.
+    let dropping = run(
+        "median",
+        "none",
+        "secagg(g=4)",
+        "share_keys=0.1 masked_input=0.1 unmasking=0.1",
+    );
+    assert!(dropping.rounds.iter().map(|r| r.dropped).sum::<usize>() > 0);
+    assert_eq!(secure.honest_slashed + dropping.honest_slashed, 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    write_run_folder(dir.path(), &experiment, &one).unwrap();
+    let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for text in [
+        "## Goals for the recommended aggregator `median` under plain",
+        "## Goals for the recommended aggregator `median` under secagg(g=4)",
+        "## Price of privacy",
+        "| median | secagg(g=4) |",
+        "| fedavg, secagg(g=4), dropouts none |",
+    ] {
+        assert!(report.contains(text), "{text} missing");
+    }
 }

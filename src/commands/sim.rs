@@ -49,7 +49,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .progress_chars("=> "),
     );
     let runs = run_experiment(&experiment, &base_dir, jobs, &|run| {
-        progress.set_message(format!("{} / {}", run.labels.aggregator, run.labels.attack));
+        progress.set_message(format!(
+            "{} / {} / {}",
+            run.labels.aggregator, run.labels.privacy, run.labels.attack
+        ));
         progress.inc(1);
     })?;
     progress.finish_with_message("done");
