@@ -180,6 +180,92 @@ fn client_refuses_data_that_does_not_fit_the_task() {
 }
 
 #[test]
+fn client_backend_and_device_choices_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = example("task-demo.toml");
+    let out = dir.path().join("m.safetensors");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "client",
+            "train",
+            "--task",
+            task.to_str().unwrap(),
+            "--data",
+            "synthetic:200",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        stderr(&fedstake(&args))
+    };
+    let err = train(&["--device", "gpu"]);
+    assert!(
+        err.contains(r#"invalid device "gpu": expected cpu, cuda or cuda:N"#),
+        "{err}"
+    );
+    let err = train(&["--device", "cuda:one"]);
+    assert!(err.contains("not a CUDA device index"), "{err}");
+    let err = train(&["--backend", "tch"]);
+    assert!(err.contains("expected ndarray or torch"), "{err}");
+    let err = train(&["--device", "cuda:1"]);
+    assert!(
+        err.contains(
+            "the ndarray backend runs on the CPU only; device cuda:1 needs --backend torch"
+        ),
+        "{err}"
+    );
+    if cfg!(not(feature = "torch")) {
+        let err = train(&["--backend", "torch"]);
+        assert!(
+            err.contains("not in this build") && err.contains("--features torch"),
+            "{err}"
+        );
+    }
+    assert!(!out.exists());
+}
+
+/// The torch backend through the binary, which must find libtorch by its
+/// rpath; the model it writes evaluates the same on both backends.
+#[cfg(feature = "torch")]
+#[test]
+fn client_trains_with_the_torch_backend_and_both_backends_evaluate_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("train.csv");
+    write_csv(&csv, 20, 1);
+    let model = dir.path().join("model.safetensors");
+    let task = example("task-demo.toml");
+    let data = format!("csv:{}", csv.display());
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fedstake"))
+            .args(args)
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .unwrap()
+    };
+    let common = ["--task", task.to_str().unwrap(), "--data", &data];
+    let mut args = vec!["client", "train", "--backend", "torch", "--epochs", "5"];
+    args.extend_from_slice(&common);
+    args.extend_from_slice(&["--out", model.to_str().unwrap()]);
+    let output = run(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let mut accuracies = Vec::new();
+    for backend in ["torch", "ndarray"] {
+        let mut args = vec!["client", "evaluate", "--backend", backend];
+        args.extend_from_slice(&common);
+        args.extend_from_slice(&["--model", model.to_str().unwrap()]);
+        let output = run(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let text = stdout(&output);
+        assert!(text.contains("accuracy"), "{text}");
+        accuracies.push(text.split("accuracy ").nth(1).unwrap().trim().to_string());
+    }
+    assert_eq!(accuracies[0], accuracies[1]);
+    let accuracy: f64 = accuracies[0].trim_end_matches('%').parse().unwrap();
+    assert!(accuracy > 90.0, "{accuracies:?}");
+}
+
+#[test]
 fn sim_run_writes_a_run_folder_and_refuses_bad_experiments() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(example("robustness.toml"))
