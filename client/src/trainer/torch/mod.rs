@@ -310,18 +310,23 @@ impl TchTrainer {
     }
 
     /// Whether every gradient is finite, with one device synchronization.
+    ///
+    /// The `f64` sum of `f32` values is finite exactly when they all are (it
+    /// cannot overflow, and NaN and infinities propagate), and costs one
+    /// reduction per tensor: a third of `isfinite().all()` per step here.
     fn gradients_finite(&self) -> Result<bool, TchError> {
-        let mut finite = Vec::with_capacity(self.params.len());
+        let mut sums = Vec::with_capacity(self.params.len());
         for param in &self.params {
             let grad = param.f_grad()?;
             if grad.defined() {
-                finite.push(grad.f_isfinite()?.f_all()?);
+                sums.push(grad.f_sum(Kind::Double)?);
             }
         }
-        if finite.is_empty() {
+        if sums.is_empty() {
             return Ok(true);
         }
-        Ok(Tensor::f_stack(&finite, 0)?.f_all()?.f_int64_value(&[])? != 0)
+        let total = Tensor::f_stack(&sums, 0)?.f_sum(Kind::Double)?;
+        Ok(total.f_double_value(&[])?.is_finite())
     }
 }
 
