@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints (warnings are errors) and every test
-# of every crate. CI runs exactly this (see .ci/run).
+# of every crate, then the same for the optional torch training backend
+# against the pinned PyTorch that scripts/install-torch.sh installs. CI runs
+# exactly this (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,3 +14,13 @@ scripts/test-contracts.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+
+# The torch feature: tch's build script (torch-sys) asks the venv's python
+# where libtorch is (LIBTORCH_USE_PYTORCH); client/build.rs puts that
+# directory into the executables' rpath, and the tests export their
+# TorchScript model with the venv's python.
+scripts/install-torch.sh
+export LIBTORCH_USE_PYTORCH=1 PATH="$PWD/.venv-torch/bin:$PATH"
+cargo clippy -p fedstake-client -p fedstake --all-targets --features torch --locked -- -D warnings
+cargo test -p fedstake-client --features torch --locked
+cargo test -p fedstake --features torch --locked --test cli -- client

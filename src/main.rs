@@ -9,7 +9,6 @@ use alloy::primitives::{Address, U256};
 use clap::{Parser, Subcommand};
 use commands::chain::{ChainArgs, KeyArgs, block_on, parse_amount};
 use commands::rewards::StakeAction;
-use fedstake_client::data::DataSource;
 
 /// fedstake: federated learning with secure aggregation and on-chain rewards.
 #[derive(Debug, Parser)]
@@ -190,18 +189,7 @@ enum ClientCommand {
     /// Train the task's model on local data and write it as safetensors.
     Train(commands::client::TrainArgs),
     /// Evaluate a model (safetensors) on local data.
-    Evaluate {
-        /// The task spec (TOML).
-        #[arg(long)]
-        task: PathBuf,
-        /// The data: csv:PATH, idx:IMAGES,LABELS, npy:FEATURES,LABELS or
-        /// synthetic:EXAMPLES[,SEED].
-        #[arg(long)]
-        data: DataSource,
-        /// The model to evaluate (safetensors, the task's layout).
-        #[arg(long)]
-        model: PathBuf,
-    },
+    Evaluate(commands::client::EvaluateArgs),
     /// Stake tokens in a task (approving the contract first).
     Stake {
         #[command(flatten)]
@@ -230,9 +218,7 @@ fn main() -> anyhow::Result<()> {
         Command::Task(TaskCommand::Validate { spec }) => commands::task::validate(&spec),
         Command::Client(ClientCommand::Train(args)) => commands::client::train(&args),
         Command::Sim(SimCommand::Run(args)) => commands::sim::run(&args),
-        Command::Client(ClientCommand::Evaluate { task, data, model }) => {
-            commands::client::evaluate(&task, &data, &model)
-        }
+        Command::Client(ClientCommand::Evaluate(args)) => commands::client::evaluate(&args),
         Command::Task(TaskCommand::Create {
             spec,
             coordinator,

@@ -6,9 +6,12 @@ use std::process::{Command, Output};
 
 use fedstake_client::data::{SyntheticSpec, synthetic};
 
+/// Runs the binary as a user would: without LD_LIBRARY_PATH, which cargo
+/// may set for tests (a torch build must find libtorch by its rpath).
 fn fedstake(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fedstake"))
         .args(args)
+        .env_remove("LD_LIBRARY_PATH")
         .output()
         .unwrap()
 }
@@ -93,50 +96,60 @@ fn write_csv(path: &Path, features: usize, seed: u64) {
     std::fs::write(path, text).unwrap();
 }
 
-#[test]
-fn client_trains_on_csv_writes_the_model_and_evaluates_it() {
+/// Trains on a CSV for 5 epochs with `--backend train_backend`, evaluates the
+/// model it wrote with each of `evaluate_backends`, and returns the accuracies
+/// printed, in percent.
+fn train_and_evaluate(train_backend: &str, evaluate_backends: &[&str]) -> Vec<f64> {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("train.csv");
     write_csv(&csv, 20, 1);
     let model = dir.path().join("model.safetensors");
     let task = example("task-demo.toml");
     let data = format!("csv:{}", csv.display());
-    let output = fedstake(&[
+    let common = ["--task", task.to_str().unwrap(), "--data", &data];
+    let mut args = vec![
         "client",
         "train",
-        "--task",
-        task.to_str().unwrap(),
-        "--data",
-        &data,
-        "--out",
-        model.to_str().unwrap(),
+        "--backend",
+        train_backend,
         "--epochs",
         "5",
-    ]);
+    ];
+    args.extend_from_slice(&common);
+    args.extend_from_slice(&["--out", model.to_str().unwrap()]);
+    let output = fedstake(&args);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(model.exists());
 
-    let output = fedstake(&[
-        "client",
-        "evaluate",
-        "--task",
-        task.to_str().unwrap(),
-        "--data",
-        &data,
-        "--model",
-        model.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let text = stdout(&output);
-    let accuracy: f64 = text
-        .split("accuracy ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .trim_end_matches('%')
-        .parse()
-        .unwrap();
-    assert!(accuracy > 90.0, "{text}");
+    let mut accuracies = Vec::new();
+    for backend in evaluate_backends {
+        let mut args = vec!["client", "evaluate", "--backend", backend];
+        args.extend_from_slice(&common);
+        args.extend_from_slice(&["--model", model.to_str().unwrap()]);
+        let output = fedstake(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let text = stdout(&output);
+        let accuracy = text.split("accuracy ").nth(1).unwrap();
+        accuracies.push(accuracy.trim().trim_end_matches('%').parse().unwrap());
+    }
+    accuracies
+}
+
+#[test]
+fn client_trains_on_csv_writes_the_model_and_evaluates_it() {
+    let accuracy = train_and_evaluate("ndarray", &["ndarray"]);
+    assert!(accuracy[0] > 90.0, "{accuracy:?}");
+}
+
+/// The torch backend through the binary, which finds libtorch by its rpath
+/// (`fedstake` runs without LD_LIBRARY_PATH); the model it writes evaluates
+/// the same on both backends.
+#[cfg(feature = "torch")]
+#[test]
+fn client_trains_with_the_torch_backend_and_both_backends_evaluate_it() {
+    let accuracy = train_and_evaluate("torch", &["torch", "ndarray"]);
+    assert_eq!(accuracy[0], accuracy[1]);
+    assert!(accuracy[0] > 90.0, "{accuracy:?}");
 }
 
 #[test]
@@ -177,6 +190,51 @@ fn client_refuses_data_that_does_not_fit_the_task() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn client_backend_and_device_choices_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = example("task-demo.toml");
+    let out = dir.path().join("m.safetensors");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "client",
+            "train",
+            "--task",
+            task.to_str().unwrap(),
+            "--data",
+            "synthetic:200",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        stderr(&fedstake(&args))
+    };
+    let err = train(&["--device", "gpu"]);
+    assert!(
+        err.contains(r#"invalid device "gpu": expected cpu, cuda or cuda:N"#),
+        "{err}"
+    );
+    let err = train(&["--device", "cuda:one"]);
+    assert!(err.contains("not a CUDA device index"), "{err}");
+    let err = train(&["--backend", "tch"]);
+    assert!(err.contains("expected ndarray or torch"), "{err}");
+    let err = train(&["--device", "cuda:1"]);
+    assert!(
+        err.contains(
+            "the ndarray backend runs on the CPU only; device cuda:1 needs --backend torch"
+        ),
+        "{err}"
+    );
+    if cfg!(not(feature = "torch")) {
+        let err = train(&["--backend", "torch"]);
+        assert!(
+            err.contains("not in this build") && err.contains("--features torch"),
+            "{err}"
+        );
+    }
+    assert!(!out.exists());
 }
 
 #[test]

@@ -3,8 +3,10 @@
 
 use fedstake_client::data::{Dataset, SyntheticSpec, synthetic};
 use fedstake_client::trainer::{
-    Architecture, CpuTrainer, LocalTraining, SgdConfig, TrainError, Trainer,
+    Architecture, BackendOptions, CpuTrainer, Device, LocalTraining, SgdConfig, TrainError,
+    Trainer, build_trainer,
 };
+use fedstake_protocol::spec::{ModelSpec, TaskSpec};
 use ndarray::{Array1, Array2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -226,4 +228,53 @@ fn model_round_trips_through_safetensors_into_another_trainer() {
     let mut other = CpuTrainer::initialized(arch, SGD, 10).unwrap();
     other.set_parameters(model.params()).unwrap();
     assert_eq!(other.parameters(), trainer.parameters());
+}
+
+#[test]
+fn build_trainer_names_what_a_backend_cannot_do() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut spec = TaskSpec::load(&examples.join("task-demo.toml")).unwrap();
+    let ndarray = BackendOptions::default();
+    let trainer = build_trainer(&spec, &examples, &ndarray, 3).unwrap();
+    assert_eq!(
+        trainer.layout(),
+        &Architecture::mlp(20, vec![32], 4).unwrap().layout()
+    );
+
+    let on_cuda = BackendOptions {
+        device: Device::Cuda(0),
+        ..ndarray
+    };
+    let err = build_trainer(&spec, &examples, &on_cuda, 3).err().unwrap();
+    assert!(matches!(err, TrainError::Unavailable(_)), "{err:?}");
+    let mixed = BackendOptions {
+        mixed_precision: true,
+        ..ndarray
+    };
+    assert!(build_trainer(&spec, &examples, &mixed, 3).is_err());
+
+    spec.model = ModelSpec::Torchscript {
+        path: "model.pt".into(),
+        sha256: None,
+    };
+    let err = build_trainer(&spec, &examples, &ndarray, 3).err().unwrap();
+    assert!(err.to_string().contains("needs the torch backend"), "{err}");
+}
+
+#[cfg(not(feature = "torch"))]
+#[test]
+fn the_torch_backend_without_the_feature_says_how_to_enable_it() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let spec = TaskSpec::load(&examples.join("task-demo.toml")).unwrap();
+    let torch = BackendOptions {
+        backend: fedstake_client::trainer::Backend::Torch,
+        ..BackendOptions::default()
+    };
+    let err = build_trainer(&spec, &examples, &torch, 0).err().unwrap();
+    assert!(matches!(err, TrainError::Unavailable(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("scripts/install-torch.sh") && text.contains("--features torch"),
+        "{text}"
+    );
 }

@@ -6,9 +6,34 @@ use anyhow::Context;
 use fedstake_aggregation::Model;
 use fedstake_client::data::{DataSource, Dataset, Schema};
 use fedstake_client::trainer::{
-    CpuTrainer, Trainer, architecture_for, optimizer_for, schedule_for,
+    Backend, BackendOptions, Device, Trainer, build_trainer, schedule_for,
 };
 use fedstake_protocol::spec::TaskSpec;
+
+/// Which backend trains, and where (shared by `train` and `evaluate`).
+#[derive(Debug, clap::Args)]
+pub struct BackendArgs {
+    /// Training backend: ndarray (CPU, always built) or torch (libtorch;
+    /// needs a build with `--features torch`, see the README).
+    #[arg(long, default_value_t = Backend::Ndarray)]
+    backend: Backend,
+    /// Device: cpu, cuda or cuda:N (CUDA needs --backend torch).
+    #[arg(long, default_value_t = Device::Cpu)]
+    device: Device,
+    /// Mixed precision (CUDA autocast; --backend torch on CUDA only).
+    #[arg(long)]
+    mixed_precision: bool,
+}
+
+impl BackendArgs {
+    fn options(&self) -> BackendOptions {
+        BackendOptions {
+            backend: self.backend,
+            device: self.device,
+            mixed_precision: self.mixed_precision,
+        }
+    }
+}
 
 /// Options of `fedstake client train`.
 #[derive(Debug, clap::Args)]
@@ -35,6 +60,25 @@ pub struct TrainArgs {
     /// Seed of the initialization, the split and the shuffling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+/// Options of `fedstake client evaluate`.
+#[derive(Debug, clap::Args)]
+pub struct EvaluateArgs {
+    /// The task spec (TOML).
+    #[arg(long)]
+    task: PathBuf,
+    /// The data: csv:PATH, idx:IMAGES,LABELS, npy:FEATURES,LABELS or
+    /// synthetic:EXAMPLES[,SEED].
+    #[arg(long)]
+    data: DataSource,
+    /// The model to evaluate (safetensors, the task's layout).
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 fn load_data(spec: &TaskSpec, source: &DataSource) -> anyhow::Result<Dataset> {
@@ -48,23 +92,40 @@ fn load_data(spec: &TaskSpec, source: &DataSource) -> anyhow::Result<Dataset> {
         .with_context(|| format!("loading {source}"))
 }
 
+/// The task file's directory, which a TorchScript `model.path` is relative to.
+fn task_dir(task: &Path) -> &Path {
+    task.parent().unwrap_or(Path::new(""))
+}
+
+/// The task's trainer on the chosen backend, starting from the model in
+/// `init` if given (it must have the trainer's layout).
+fn trainer(
+    spec: &TaskSpec,
+    task: &Path,
+    backend: &BackendArgs,
+    init: Option<&Path>,
+    seed: u64,
+) -> anyhow::Result<Box<dyn Trainer>> {
+    let mut trainer = build_trainer(spec, task_dir(task), &backend.options(), seed)?;
+    if let Some(path) = init {
+        let model = Model::load(path, Some(trainer.layout()))?;
+        trainer.set_parameters(model.params())?;
+    }
+    Ok(trainer)
+}
+
 /// Trains the task's model on local data.
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let spec = TaskSpec::load(&args.task)?;
-    let architecture = architecture_for(&spec.model, &spec.data)?;
+    let mut trainer = trainer(
+        &spec,
+        &args.task,
+        &args.backend,
+        args.init.as_deref(),
+        args.seed,
+    )?;
     let data = load_data(&spec, &args.data)?;
     let (train, validation) = data.split(args.validation_fraction, args.seed)?;
-    let mut trainer = match &args.init {
-        Some(path) => {
-            let model = Model::load(path, Some(&architecture.layout()))?;
-            CpuTrainer::new(
-                architecture,
-                optimizer_for(&spec.training)?,
-                model.into_params(),
-            )?
-        }
-        None => CpuTrainer::initialized(architecture, optimizer_for(&spec.training)?, args.seed)?,
-    };
     let mut schedule = schedule_for(&spec.training, args.seed);
     if let Some(epochs) = args.epochs {
         schedule.epochs = epochs;
@@ -98,16 +159,10 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
 }
 
 /// Evaluates a model on local data.
-pub fn evaluate(task: &Path, source: &DataSource, model_path: &Path) -> anyhow::Result<()> {
-    let spec = TaskSpec::load(task)?;
-    let architecture = architecture_for(&spec.model, &spec.data)?;
-    let model = Model::load(model_path, Some(&architecture.layout()))?;
-    let data = load_data(&spec, source)?;
-    let trainer = CpuTrainer::new(
-        architecture,
-        optimizer_for(&spec.training)?,
-        model.into_params(),
-    )?;
+pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<()> {
+    let spec = TaskSpec::load(&args.task)?;
+    let trainer = trainer(&spec, &args.task, &args.backend, Some(&args.model), 0)?;
+    let data = load_data(&spec, &args.data)?;
     let result = trainer.evaluate(&data)?;
     println!(
         "{} examples: loss {:.4}, accuracy {:.2}%",

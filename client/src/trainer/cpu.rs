@@ -178,20 +178,11 @@ impl Trainer for CpuTrainer {
             )
             .map(|(features, labels)| {
                 let logits = self.architecture.logits(&self.params, features);
-                Architecture::per_example_loss(logits.view(), labels)
-                    .iter()
-                    .fold((0.0, 0), |(loss, right), &(l, ok)| {
-                        (loss + f64::from(l), right + usize::from(ok))
-                    })
+                Architecture::loss_sum_and_correct(logits.view(), labels)
             })
             .collect();
         let loss: f64 = chunks.iter().map(|c| c.0).sum();
         let correct: usize = chunks.iter().map(|c| c.1).sum();
-        let n = data.len();
-        Ok(Evaluation {
-            loss: loss / n as f64,
-            accuracy: correct as f64 / n as f64,
-            examples: n,
-        })
+        Ok(Evaluation::from_totals(loss, correct, data.len()))
     }
 }

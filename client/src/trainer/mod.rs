@@ -1,5 +1,7 @@
-//! Local training: the [`Trainer`] trait every backend implements, and the
-//! ndarray CPU backend ([`CpuTrainer`]).
+//! Local training: the [`Trainer`] trait every backend implements, the
+//! ndarray CPU backend ([`CpuTrainer`]), the tch (libtorch) backend
+//! (`TchTrainer`, with the `torch` feature) and the choice between them
+//! ([`build_trainer`]).
 //!
 //! A trainer holds one model's parameters as the flat vector of its
 //! [`ModelLayout`] plus the optimizer state. The epoch loop (shuffling and
@@ -7,9 +9,12 @@
 //! backend sees the same batches in the same order and their results can be
 //! compared number for number.
 
+mod backend;
 mod cpu;
 pub mod network;
 mod spec;
+#[cfg(feature = "torch")]
+mod torch;
 
 use fedstake_aggregation::{Model, ModelError, ModelLayout};
 use ndarray::{ArrayView1, ArrayView2, Axis};
@@ -18,9 +23,12 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::Dataset;
+pub use backend::{Backend, BackendOptions, Device, ParseChoiceError, build_trainer};
 pub use cpu::CpuTrainer;
 pub use network::Architecture;
 pub use spec::{architecture_for, optimizer_for, schedule_for};
+#[cfg(feature = "torch")]
+pub use torch::{TchTrainer, TorchScriptFile};
 
 /// Mini-batch SGD settings (PyTorch semantics: weight decay is added to the
 /// gradient, then `v = momentum * v + g` and `p -= lr * v`).
@@ -137,6 +145,18 @@ pub struct Evaluation {
     pub examples: usize,
 }
 
+impl Evaluation {
+    /// The evaluation of `examples` examples from their summed loss and number
+    /// of right predictions.
+    pub(crate) fn from_totals(loss_sum: f64, correct: usize, examples: usize) -> Self {
+        Self {
+            loss: loss_sum / examples as f64,
+            accuracy: correct as f64 / examples as f64,
+            examples,
+        }
+    }
+}
+
 /// What a call to [`Trainer::train`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainReport {
@@ -234,4 +254,21 @@ pub enum TrainError {
     /// Parameters that do not fit the layout.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The backend, device or precision asked for is not in this build or on
+    /// this machine.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A TorchScript model file that cannot be used.
+    #[cfg(feature = "torch")]
+    #[error("TorchScript model {}: {reason}", path.display())]
+    TorchScript {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// libtorch failed (its message's first line).
+    #[cfg(feature = "torch")]
+    #[error("libtorch: {0}")]
+    Torch(String),
 }

@@ -161,30 +161,7 @@ impl Architecture {
         features: &ArrayView2<F>,
         labels: &ArrayView1<u32>,
     ) -> Result<(), TrainError> {
-        if features.ncols() != self.inputs {
-            return Err(TrainError::Data(format!(
-                "examples have {} features, the model expects {}",
-                features.ncols(),
-                self.inputs
-            )));
-        }
-        if features.nrows() != labels.len() {
-            return Err(TrainError::Data(format!(
-                "{} examples but {} labels",
-                features.nrows(),
-                labels.len()
-            )));
-        }
-        if features.nrows() == 0 {
-            return Err(TrainError::Data("empty batch".into()));
-        }
-        if let Some(&label) = labels.iter().find(|&&l| l as usize >= self.classes) {
-            return Err(TrainError::Data(format!(
-                "label {label} is not below the model's {} classes",
-                self.classes
-            )));
-        }
-        Ok(())
+        check_batch(self.inputs, self.classes, features, labels)
     }
 
     /// Logits of a batch, `[batch, classes]`.
@@ -291,6 +268,48 @@ impl Architecture {
             })
             .collect()
     }
+
+    /// Summed cross-entropy of a batch's logits and the number of right
+    /// arg-max predictions: what every backend's evaluation adds up.
+    pub fn loss_sum_and_correct(logits: ArrayView2<f32>, labels: ArrayView1<u32>) -> (f64, usize) {
+        Self::per_example_loss(logits, labels)
+            .iter()
+            .fold((0.0, 0), |(loss, right), &(l, ok)| {
+                (loss + f64::from(l), right + usize::from(ok))
+            })
+    }
+}
+
+/// Checks that a batch fits a classifier with `inputs` features and `classes`
+/// classes: matching rows and labels, at least one example, labels in range.
+pub(crate) fn check_batch<F>(
+    inputs: usize,
+    classes: usize,
+    features: &ArrayView2<F>,
+    labels: &ArrayView1<u32>,
+) -> Result<(), TrainError> {
+    if features.ncols() != inputs {
+        return Err(TrainError::Data(format!(
+            "examples have {} features, the model expects {inputs}",
+            features.ncols(),
+        )));
+    }
+    if features.nrows() != labels.len() {
+        return Err(TrainError::Data(format!(
+            "{} examples but {} labels",
+            features.nrows(),
+            labels.len()
+        )));
+    }
+    if features.nrows() == 0 {
+        return Err(TrainError::Data("empty batch".into()));
+    }
+    if let Some(&label) = labels.iter().find(|&&l| l as usize >= classes) {
+        return Err(TrainError::Data(format!(
+            "label {label} is not below the model's {classes} classes"
+        )));
+    }
+    Ok(())
 }
 
 fn relu<F: Float>(x: F) -> F {
