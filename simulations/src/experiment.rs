@@ -462,16 +462,16 @@ impl Experiment {
             );
         }
         for (i, privacy) in self.privacy.iter().enumerate() {
-            if let PrivacyConfig::Secagg { group_size, .. } = *privacy {
-                if group_size < MIN_GROUP_SIZE || group_size > self.clients_per_round {
-                    return invalid(
-                        &format!("privacy[{i}].group_size"),
-                        format!(
-                            "must be in {MIN_GROUP_SIZE}..={} (clients_per_round), got {group_size}",
-                            self.clients_per_round
-                        ),
-                    );
-                }
+            if let PrivacyConfig::Secagg { group_size, .. } = *privacy
+                && (group_size < MIN_GROUP_SIZE || group_size > self.clients_per_round)
+            {
+                return invalid(
+                    &format!("privacy[{i}].group_size"),
+                    format!(
+                        "must be in {MIN_GROUP_SIZE}..={} (clients_per_round), got {group_size}",
+                        self.clients_per_round
+                    ),
+                );
             }
             privacy
                 .quantization(self.clip_norm, self.training.max_examples)
