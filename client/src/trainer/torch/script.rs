@@ -26,15 +26,15 @@ impl TorchScriptFile {
             reason: format!("cannot read it: {e}"),
         })?;
         let sha256 = format!("{:x}", Sha256::digest(&bytes));
-        if let Some(expected) = expected_sha256 {
-            if !expected.eq_ignore_ascii_case(&sha256) {
-                return Err(TrainError::TorchScript {
-                    path: path.into(),
-                    reason: format!(
-                        "sha256 mismatch: the task pins {expected}, the file's is {sha256}"
-                    ),
-                });
-            }
+        if let Some(expected) = expected_sha256
+            && !expected.eq_ignore_ascii_case(&sha256)
+        {
+            return Err(TrainError::TorchScript {
+                path: path.into(),
+                reason: format!(
+                    "sha256 mismatch: the task pins {expected}, the file's is {sha256}"
+                ),
+            });
         }
         Ok(Self {
             path: path.into(),
