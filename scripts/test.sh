@@ -22,5 +22,6 @@ cargo test --workspace --locked
 scripts/install-torch.sh
 export LIBTORCH_USE_PYTORCH=1 PATH="$PWD/.venv-torch/bin:$PATH"
 cargo clippy -p fedstake-client -p fedstake --all-targets --features torch --locked -- -D warnings
-cargo test -p fedstake-client --features torch --locked
-cargo test -p fedstake --features torch --locked --test cli -- client
+# One invocation for both packages: one feature resolution, so libtorch's C++
+# shim (torch-sys, minutes on two cores) is compiled once for both.
+cargo test -p fedstake-client -p fedstake --features torch --locked --tests
