@@ -9,7 +9,11 @@
 //!   outliers of non-IID data, negative alignment alone is noise;
 //! - it was a near-duplicate of another client's update (Sybil or colluding
 //!   clients: honest clients with their own data never send near-identical
-//!   updates).
+//!   updates);
+//! - it pointed away from the reference **and** mixing it into the aggregate
+//!   of the others, at the weight it claimed, raised the sponsor's validation
+//!   loss by more than [`VALIDATION_HARM_THRESHOLD`] (a departure from DESIGN
+//!   section 6, see docs/simulations.md).
 //!
 //! The window counts the rounds the client took part in, not the task's
 //! rounds, so a client sampled rarely is judged on as much evidence as one
@@ -85,6 +89,13 @@ impl SlashingPolicy {
 /// honest client must never be flagged for rounding.
 pub const NORM_BOUND_TOLERANCE: f64 = 1e-5;
 
+/// Increase of the sponsor's mean validation cross-entropy (nats) above which
+/// a misaligned update counts as harmful. Chosen on
+/// `examples/robustness.toml` (docs/simulations.md): there it flagged no
+/// honest client three times in five rounds under any aggregator, while
+/// label flippers raised the loss by 0.006 to 0.07 every round.
+pub const VALIDATION_HARM_THRESHOLD: f64 = 0.01;
+
 /// What one round showed about one client's contribution.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RoundObservation {
@@ -103,6 +114,11 @@ pub struct RoundObservation {
     /// When the near-duplicate detector flagged the update: its highest
     /// cosine to another client's update.
     pub near_duplicate_cosine: Option<f64>,
+    /// When measured: how much the sponsor's validation loss rose when the
+    /// update was mixed, at its claimed weight's share, into the aggregate of
+    /// the others (`loss(g + a + s (u - a)) - loss(g + a)`, `a` the
+    /// leave-one-out aggregate, `s` the update's share of the round's weight).
+    pub validation_harm: Option<f64>,
 }
 
 /// Why a round counts against a client.
@@ -126,6 +142,14 @@ pub enum FlagReason {
         /// Its highest cosine to another update.
         cosine: f64,
     },
+    /// The update pointed away from the reference and raised the sponsor's
+    /// validation loss by more than [`VALIDATION_HARM_THRESHOLD`].
+    HarmfulMisaligned {
+        /// Its (negative) cosine to the reference.
+        alignment: f64,
+        /// The validation-loss increase.
+        harm: f64,
+    },
 }
 
 impl RoundObservation {
@@ -147,6 +171,9 @@ impl RoundObservation {
         // NaN fails the range check too.
         if !(-1.0..=1.0).contains(&self.alignment) {
             return invalid("alignment", self.alignment, "in [-1, 1]");
+        }
+        if let Some(harm) = self.validation_harm.filter(|h| !h.is_finite()) {
+            return invalid("validation_harm", harm, "finite");
         }
         match self.near_duplicate_cosine {
             Some(cosine) if !(-1.0..=1.0).contains(&cosine) => {
@@ -173,6 +200,15 @@ impl RoundObservation {
         }
         if let Some(cosine) = self.near_duplicate_cosine {
             reasons.push(FlagReason::NearDuplicate { cosine });
+        }
+        if let Some(harm) = self.validation_harm
+            && self.alignment < 0.0
+            && harm > VALIDATION_HARM_THRESHOLD
+        {
+            reasons.push(FlagReason::HarmfulMisaligned {
+                alignment: self.alignment,
+                harm,
+            });
         }
         reasons
     }

@@ -1,6 +1,7 @@
 //! Payout and slashing policy: exact money, and slashing at exactly `m` of `w`.
 #![allow(clippy::unwrap_used)]
 
+use fedstake_rewards::slashing::VALIDATION_HARM_THRESHOLD;
 use fedstake_rewards::{
     BasisPoints, CumulativePayouts, FlagReason, PolicyError, RoundObservation, SCORE_ONE, Score,
     SlashingPolicy, SlashingTracker, split_budget,
@@ -120,6 +121,7 @@ fn clean() -> RoundObservation {
         rejected: false,
         alignment: 0.3,
         near_duplicate_cosine: None,
+        validation_harm: None,
     }
 }
 
@@ -171,6 +173,36 @@ fn flags_follow_the_design_rules() {
         ..over_bound()
     };
     assert_eq!(sybil.flags().len(), 2);
+    // Validation harm counts only above the threshold and together with
+    // negative alignment, rejected or not.
+    let harmful_misaligned = RoundObservation {
+        alignment: -0.2,
+        validation_harm: Some(0.05),
+        ..clean()
+    };
+    assert_eq!(
+        harmful_misaligned.flags(),
+        vec![FlagReason::HarmfulMisaligned {
+            alignment: -0.2,
+            harm: 0.05
+        }]
+    );
+    let harmful_aligned = RoundObservation {
+        validation_harm: Some(0.05),
+        ..clean()
+    };
+    assert!(harmful_aligned.flags().is_empty());
+    let slightly_harmful = RoundObservation {
+        alignment: -0.2,
+        validation_harm: Some(VALIDATION_HARM_THRESHOLD),
+        ..clean()
+    };
+    assert!(slightly_harmful.flags().is_empty());
+    let non_finite = RoundObservation {
+        validation_harm: Some(f64::NAN),
+        ..clean()
+    };
+    assert!(non_finite.validate().is_err());
 }
 
 #[test]

@@ -107,6 +107,14 @@ impl Population {
         Ok(trainer.evaluate(&self.validation)?)
     }
 
+    /// Validation loss of the global model moved by `delta` (the global
+    /// model itself is unchanged).
+    pub fn validation_loss_with(&self, delta: &[f32]) -> Result<f64, SimError> {
+        let params = self.global.iter().zip(delta).map(|(g, d)| g + d).collect();
+        let trainer = self.trainer(params)?;
+        Ok(trainer.evaluate(&self.validation)?.loss)
+    }
+
     fn trainer(&self, params: Vec<f32>) -> Result<CpuTrainer, SimError> {
         Ok(CpuTrainer::new(
             self.settings.architecture.clone(),

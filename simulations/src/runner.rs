@@ -439,6 +439,8 @@ fn run_point(
                     let admitted_weights: Vec<f32> = admitted.iter().map(|&i| weights[i]).collect();
                     let aggregate =
                         aggregate_rows(&aggregator, matrix.view(), &admitted_weights, &context)?;
+                    // The sponsor measures harm on its own validation data.
+                    let validation_loss = |delta: &[f32]| population.validation_loss_with(delta);
                     let scores = score_round(
                         experiment,
                         &RoundInputs {
@@ -450,6 +452,7 @@ fn run_point(
                             aggregate: aggregate.as_ref(),
                             aggregator: &aggregator,
                             context: &context,
+                            validation_loss: Some(&validation_loss),
                         },
                     )?;
                     (delivered, aggregate, scores, admitted.len(), 0)

@@ -8,7 +8,7 @@ use fedstake_aggregation::quality::{
 };
 use fedstake_aggregation::{Aggregate, Aggregator, RoundContext, Verdict};
 use fedstake_rewards::{RoundObservation, Score, split_budget};
-use ndarray::{ArrayView1, ArrayView2};
+use ndarray::{ArrayView1, ArrayView2, Axis};
 
 use crate::SimError;
 use crate::experiment::Experiment;
@@ -47,6 +47,46 @@ pub struct RoundInputs<'a> {
     pub aggregator: &'a Aggregator,
     /// The round's context it ran with.
     pub context: &'a RoundContext<'a>,
+    /// The sponsor's validation loss of the global model moved by a delta
+    /// (for the validation-harm evidence); `None` measures no harm.
+    pub validation_loss: Option<&'a ValidationLoss<'a>>,
+}
+
+/// The sponsor's validation loss of the global model moved by a delta.
+pub type ValidationLoss<'a> = dyn Fn(&[f32]) -> Result<f64, SimError> + Sync + 'a;
+
+/// How much the sponsor's validation loss rises when row `row` is mixed, at
+/// its share of the round's nominal weight, into the aggregate of the other
+/// rows: `loss(a + s (u - a)) - loss(a)` with `a` the leave-one-out aggregate
+/// (moves of the global model). `None` when the others cannot be aggregated.
+fn validation_harm(
+    inputs: &RoundInputs,
+    loss: &ValidationLoss,
+    row: usize,
+) -> Result<Option<f64>, SimError> {
+    let updates = inputs.admitted_updates;
+    let others: Vec<usize> = (0..updates.nrows()).filter(|&i| i != row).collect();
+    let other_weights: Vec<f32> = others.iter().map(|&i| inputs.admitted_weights[i]).collect();
+    let rest = updates.select(Axis(0), &others);
+    let Ok(without) = inputs
+        .aggregator
+        .aggregate(rest.view(), &other_weights, inputs.context)
+    else {
+        return Ok(None);
+    };
+    let total: f32 = inputs.admitted_weights.iter().sum();
+    if total <= 0.0 {
+        return Ok(None);
+    }
+    let share = inputs.admitted_weights[row] / total;
+    let without = without.update.to_vec();
+    let with: Vec<f32> = without
+        .iter()
+        .zip(updates.row(row))
+        .map(|(a, u)| a + share * (u - a))
+        .collect();
+    let harm = loss(&with)? - loss(&without)?;
+    Ok(harm.is_finite().then_some(harm))
 }
 
 /// Scores a round, splits its budget and records the evidence.
@@ -95,6 +135,12 @@ pub fn score_round(experiment: &Experiment, inputs: &RoundInputs) -> Result<Roun
                 } else {
                     quality.alignment
                 };
+                // Harm is evidence only together with negative alignment, so
+                // it is measured only then (one extra aggregation each).
+                let validation_harm = match inputs.validation_loss {
+                    Some(loss) if alignment < 0.0 => validation_harm(inputs, loss, row)?,
+                    _ => None,
+                };
                 (
                     quality.score,
                     RoundObservation {
@@ -103,6 +149,7 @@ pub fn score_round(experiment: &Experiment, inputs: &RoundInputs) -> Result<Roun
                         rejected: outlier,
                         alignment,
                         near_duplicate_cosine: quality.near_duplicate.map(|d| d.cosine),
+                        validation_harm,
                     },
                 )
             }
@@ -124,6 +171,7 @@ pub fn score_round(experiment: &Experiment, inputs: &RoundInputs) -> Result<Roun
                             0.0
                         },
                         near_duplicate_cosine: None,
+                        validation_harm: None,
                     },
                 )
             }

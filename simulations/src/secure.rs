@@ -253,6 +253,7 @@ pub fn score_groups(
                 rejected: false,
                 alignment: 0.0,
                 near_duplicate_cosine: None,
+                validation_harm: None,
             })
             .collect();
         let split = split_budget(
@@ -345,6 +346,7 @@ pub fn score_groups(
                 rejected: flagged && evidence.is_suspect(significance),
                 alignment: alignment.clamp(-1.0, 1.0),
                 near_duplicate_cosine: None,
+                validation_harm: None,
             });
         }
     }
