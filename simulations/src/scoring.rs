@@ -89,6 +89,27 @@ fn validation_harm(
     Ok(harm.is_finite().then_some(harm))
 }
 
+/// The alignment a round's evidence uses for input `row`: an outlier's is
+/// measured against the aggregate of the others (leave-one-out), so it is not
+/// judged against an aggregate it pulled; anyone else's, or an outlier's when
+/// that cannot be computed, is `alignment` as scored.
+pub(crate) fn evidence_alignment(
+    aggregator: &Aggregator,
+    updates: ArrayView2<'_, f32>,
+    weights: &[f32],
+    context: &RoundContext,
+    (row, outlier): (usize, bool),
+    alignment: f64,
+) -> f64 {
+    if !outlier {
+        return alignment;
+    }
+    leave_one_out_alignment(aggregator, updates, weights, context, row)
+        .ok()
+        .filter(|a| a.is_finite())
+        .unwrap_or(alignment)
+}
+
 /// Scores a round, splits its budget and records the evidence.
 pub fn score_round(experiment: &Experiment, inputs: &RoundInputs) -> Result<RoundScores, SimError> {
     let detector = DuplicateDetector::new(experiment.scoring.duplicate_threshold)?;
@@ -121,20 +142,14 @@ pub fn score_round(experiment: &Experiment, inputs: &RoundInputs) -> Result<Roun
                 // is no evidence against it alone.
                 let individual = inputs.aggregator.bucket_size().is_none_or(|size| size <= 1);
                 let outlier = individual && verdict.is_outlier();
-                let alignment = if outlier {
-                    leave_one_out_alignment(
-                        inputs.aggregator,
-                        inputs.admitted_updates,
-                        inputs.admitted_weights,
-                        inputs.context,
-                        row,
-                    )
-                    .ok()
-                    .filter(|a| a.is_finite())
-                    .unwrap_or(quality.alignment)
-                } else {
-                    quality.alignment
-                };
+                let alignment = evidence_alignment(
+                    inputs.aggregator,
+                    inputs.admitted_updates,
+                    inputs.admitted_weights,
+                    inputs.context,
+                    (row, outlier),
+                    quality.alignment,
+                );
                 // Harm is evidence only together with negative alignment, so
                 // it is measured only then (one extra aggregation each).
                 let validation_harm = match inputs.validation_loss {

@@ -24,9 +24,7 @@
 //! groups (`scoring.attribution_significance`).
 
 use fedstake_aggregation::norm::l2_norm;
-use fedstake_aggregation::quality::{
-    DuplicateDetector, RoundContributions, leave_one_out_alignment,
-};
+use fedstake_aggregation::quality::{DuplicateDetector, RoundContributions};
 use fedstake_aggregation::{Aggregate, Aggregator, RoundContext};
 use fedstake_rewards::{RoundObservation, Score, split_budget};
 use fedstake_secure_agg::attribution::{GroupAttribution, GroupResult};
@@ -43,7 +41,7 @@ use rayon::prelude::*;
 
 use crate::SimError;
 use crate::experiment::Experiment;
-use crate::scoring::RoundScores;
+use crate::scoring::{RoundScores, evidence_alignment};
 
 /// Salt of the random streams of the secure-aggregation sessions.
 const SECAGG_SALT: u64 = 0x5EC_A66;
@@ -286,20 +284,14 @@ pub fn score_groups(
     for (row, quality) in qualities.iter().enumerate() {
         let verdict = aggregate.verdicts[row];
         let outlier = individual && verdict.is_outlier();
-        let alignment = if outlier {
-            leave_one_out_alignment(
-                inputs.aggregator,
-                inputs.means,
-                inputs.weights,
-                inputs.context,
-                row,
-            )
-            .ok()
-            .filter(|a| a.is_finite())
-            .unwrap_or(quality.alignment)
-        } else {
-            quality.alignment
-        };
+        let alignment = evidence_alignment(
+            inputs.aggregator,
+            inputs.means,
+            inputs.weights,
+            inputs.context,
+            (row, outlier),
+            quality.alignment,
+        );
         let alignment = if alignment.is_finite() {
             alignment
         } else {
