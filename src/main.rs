@@ -14,16 +14,44 @@ use commands::rewards::StakeAction;
 #[derive(Debug, Parser)]
 #[command(name = "fedstake", version, about, long_about = None)]
 struct Cli {
+    /// Log format on stderr: text or json (one JSON object per line).
+    /// Verbosity follows $RUST_LOG (default: info).
+    #[arg(long, global = true, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
+/// How logs are written.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a federated training task end to end in this process and print a
-    /// per-round table (today: synthetic non-IID clients, FedAvg, no network
-    /// or chain yet; see the README).
+    /// Run a federated training task end to end in this process: an
+    /// embedded chain, a sponsor, a coordinator and 8 clients over loopback
+    /// QUIC with secure aggregation; print a per-round table and balances.
     Demo(commands::demo::DemoArgs),
+    /// What the sponsor's operator runs: the coordinator of a task.
+    #[command(subcommand)]
+    Coordinator(CoordinatorCommand),
     /// Work with task specs (the sponsor's task.toml).
     #[command(subcommand)]
     Task(TaskCommand),
@@ -47,6 +75,13 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum CoordinatorCommand {
+    /// Serve a task: admit staked clients over QUIC, run its rounds with
+    /// secure aggregation, post rewards and slashes on chain.
+    Serve(commands::coordinator::ServeArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum SimCommand {
     /// Run an experiment grid; write rounds.csv, summary.json, report.md and
     /// plots to a run folder.
@@ -59,6 +94,13 @@ enum TaskCommand {
     Validate {
         /// The task spec (TOML).
         spec: PathBuf,
+    },
+    /// Rounds, accuracy, participants, payouts and slashes, from a
+    /// coordinator's state directory.
+    Status {
+        /// The coordinator's state directory (`coordinator serve --state`).
+        #[arg(long, default_value = "coordinator")]
+        state: PathBuf,
     },
     /// Escrow the spec's reward pool in the reward contract and register the
     /// task (spec hash, coordinator, arbiter, windows) on chain.
@@ -186,6 +228,8 @@ enum ChainCommand {
 
 #[derive(Debug, Subcommand)]
 enum ClientCommand {
+    /// Join a coordinator and take part in a task's rounds until it ends.
+    Run(commands::client::RunArgs),
     /// Train the task's model on local data and write it as safetensors.
     Train(commands::client::TrainArgs),
     /// Evaluate a model (safetensors) on local data.
@@ -213,7 +257,14 @@ enum ClientCommand {
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Coordinator(CoordinatorCommand::Serve(args)) => {
+            block_on(commands::coordinator::serve(&args))
+        }
+        Command::Client(ClientCommand::Run(args)) => block_on(commands::client::run(&args)),
+        Command::Task(TaskCommand::Status { state }) => commands::task::status(&state),
         Command::Demo(args) => commands::demo::run(&args),
         Command::Task(TaskCommand::Validate { spec }) => commands::task::validate(&spec),
         Command::Client(ClientCommand::Train(args)) => commands::client::train(&args),

@@ -31,26 +31,36 @@ fn example(name: &str) -> PathBuf {
 }
 
 #[test]
-fn demo_prints_a_row_per_round_and_improves() {
-    let output = fedstake(&["demo", "--rounds", "3"]);
+fn demo_runs_the_task_over_quic_pays_and_writes_its_report() {
+    let out = tempfile::tempdir().unwrap();
+    let output = fedstake(&["demo", "--rounds", "3", "--out", out.path().to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    let accuracies: Vec<f64> = text
+    // One row per round: round, attempts, accuracy, groups, paid...
+    let rows: Vec<Vec<&str>> = text
         .lines()
         .skip_while(|l| !l.starts_with("round"))
         .skip(1)
         .take_while(|l| !l.is_empty())
-        .map(|l| {
-            l.split_whitespace()
-                .last()
-                .unwrap()
-                .trim_end_matches('%')
-                .parse()
-                .unwrap()
-        })
+        .filter(|l| !l.trim_start().starts_with('('))
+        .map(|l| l.split_whitespace().collect())
         .collect();
-    assert_eq!(accuracies.len(), 4, "{text}");
-    assert!(accuracies[3] > accuracies[0] + 20.0, "{text}");
+    assert_eq!(rows.len(), 3, "{text}");
+    let accuracy = |row: &Vec<&str>| row[2].trim_end_matches('%').parse::<f64>().unwrap();
+    assert!(accuracy(&rows[2]) > 50.0, "{text}");
+    // The dropout crashed in round 2, which needed no second attempt to
+    // complete, and every client claimed what the last tree pays it.
+    assert!(text.contains("crashed in round 2"), "{text}");
+    let claimed: Vec<u128> = text
+        .lines()
+        .filter(|l| l.starts_with("0x"))
+        .map(|l| l.split_whitespace().nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(claimed.len(), 8, "{text}");
+    assert!(claimed.iter().sum::<u128>() > 0, "{text}");
+    for file in ["report.md", "rounds.csv", "payouts.json"] {
+        assert!(out.path().join(file).exists(), "{file} missing");
+    }
 }
 
 #[test]

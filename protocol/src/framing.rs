@@ -70,6 +70,12 @@ impl FrameDecoder {
         }
     }
 
+    /// Changes the limit for frames not yet started, for instance once the
+    /// peer is authenticated and may send a task's larger messages.
+    pub fn set_limit(&mut self, limit: u32) {
+        self.limit = limit;
+    }
+
     /// Appends bytes read from the stream.
     pub fn push(&mut self, bytes: &[u8]) {
         if self.failed.is_none() {

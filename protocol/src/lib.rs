@@ -13,12 +13,14 @@
 //! - the **join challenge** ([`join`]): the EIP-191 signature by which a client proves it holds
 //!   the staked Ethereum key, bound to the coordinator's certificate and a fresh nonce.
 //!
-//! The wire messages of each round phase arrive with the coordinator.
+//! - the **wire messages** ([`wire`]): every message of a connection, from the join to the
+//!   round result, and the frame limits that bound them.
 //!
 //! The crate is sans-IO apart from [`TaskSpec::load`], a convenience that reads one file.
 
 pub mod framing;
 pub mod join;
 pub mod spec;
+pub mod wire;
 
 pub use spec::{SpecError, TaskSpec};

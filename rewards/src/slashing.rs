@@ -97,7 +97,7 @@ pub const NORM_BOUND_TOLERANCE: f64 = 1e-5;
 pub const VALIDATION_HARM_THRESHOLD: f64 = 0.01;
 
 /// What one round showed about one client's contribution.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RoundObservation {
     /// L2 norm of the client's signed update, before any clipping by the
     /// aggregator.

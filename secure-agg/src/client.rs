@@ -277,6 +277,11 @@ impl ClientSession {
         })
     }
 
+    /// The group's configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
     /// This client's index.
     pub fn index(&self) -> u32 {
         self.index

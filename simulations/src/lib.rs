@@ -6,10 +6,9 @@
 //! memory, so what is measured here is what runs for real. It holds client
 //! data [`partition`]s, [`attack`]s, a federated [`federated::Population`]
 //! advanced round by round, experiment grids ([`experiment`], [`runner`],
-//! [`scoring`], [`secure`], [`report`]) and the [`demo`].
+//! [`scoring`], [`secure`], [`report`]).
 
 pub mod attack;
-pub mod demo;
 pub mod experiment;
 pub mod federated;
 pub mod partition;

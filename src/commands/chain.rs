@@ -136,11 +136,13 @@ pub fn parse_amount(text: &str) -> Result<U256, String> {
     Ok(U256::from(amount))
 }
 
-/// Runs an async command body on a fresh runtime.
+/// Runs an async command body on a fresh runtime (multi-threaded: the
+/// coordinator aggregates and the client trains while connections are
+/// served).
 pub fn block_on<T>(
     body: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
-    tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?

@@ -10,7 +10,7 @@ use fedstake_client::trainer::{
 };
 use fedstake_protocol::spec::TaskSpec;
 
-/// Which backend trains, and where (shared by `train` and `evaluate`).
+/// Which backend trains, and where (shared by `train`, `evaluate` and `run`).
 #[derive(Debug, clap::Args)]
 pub struct BackendArgs {
     /// Training backend: ndarray (CPU, always built) or torch (libtorch;
@@ -81,7 +81,7 @@ pub struct EvaluateArgs {
     backend: BackendArgs,
 }
 
-fn load_data(spec: &TaskSpec, source: &DataSource) -> anyhow::Result<Dataset> {
+pub fn load_data(spec: &TaskSpec, source: &DataSource) -> anyhow::Result<Dataset> {
     let schema = Schema {
         features: spec.data.features as usize,
         classes: spec.data.classes as usize,
@@ -169,6 +169,123 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<()> {
         result.examples,
         result.loss,
         result.accuracy * 100.0
+    );
+    Ok(())
+}
+
+/// Options of `fedstake client run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The task spec (TOML); the coordinator's must hash the same.
+    #[arg(long)]
+    task: PathBuf,
+    /// The coordinator: quic://HOST:PORT.
+    #[arg(long)]
+    coordinator: String,
+    /// SHA-256 of the coordinator's certificate (hex), as the sponsor
+    /// published it; any other certificate is refused.
+    #[arg(long)]
+    fingerprint: String,
+    /// The on-chain task id.
+    #[arg(long)]
+    task_id: alloy::primitives::U256,
+    /// The private data: csv:PATH, idx:IMAGES,LABELS, npy:FEATURES,LABELS or
+    /// synthetic:EXAMPLES[,SEED].
+    #[arg(long)]
+    data: DataSource,
+    /// Directory of the client's history.
+    #[arg(long, default_value = "client-state")]
+    state: PathBuf,
+    /// Seed of local shuffling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Consecutive failed connections before giving up.
+    #[arg(long, default_value_t = 30)]
+    reconnect_attempts: u32,
+    /// Test hook: drop the connection and exit at ROUND:PHASE (train,
+    /// advertise_keys, share_keys, masked_input, consistency, unmasking).
+    #[arg(long, hide = true)]
+    crash_at: Option<fedstake_client::net::session::CrashPoint>,
+    /// Test hook: submit the update flipped and scaled by this factor.
+    #[arg(long, hide = true)]
+    sign_flip: Option<f32>,
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[command(flatten)]
+    key: super::chain::KeyArgs,
+}
+
+/// Joins the coordinator and takes part in the task's rounds.
+pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use fedstake_client::net::session::{
+        Behaviour, ClientOptions, Reconnect, TrainerFactory, run_client,
+    };
+
+    let spec = TaskSpec::load(&args.task)?;
+    let data = load_data(&spec, &args.data)?;
+    let address = args
+        .coordinator
+        .strip_prefix("quic://")
+        .with_context(|| format!("--coordinator {:?} must be quic://HOST:PORT", args.coordinator))?;
+    let coordinator = tokio::net::lookup_host(address)
+        .await
+        .with_context(|| format!("cannot resolve {address}"))?
+        .next()
+        .with_context(|| format!("{address} resolves to no address"))?;
+    let server_name = address
+        .rsplit_once(':')
+        .map_or(address, |(host, _)| host)
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string();
+    let fingerprint: [u8; 32] = hex::decode(args.fingerprint.trim_start_matches("0x"))
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .context("--fingerprint must be 64 hex digits (the SHA-256 of the coordinator certificate)")?;
+    let task_dir = task_dir(&args.task).to_path_buf();
+    let options = args.backend.options();
+    let seed = args.seed;
+    let trainer: TrainerFactory = Arc::new(move |spec: &TaskSpec| {
+        build_trainer(spec, &task_dir, &options, seed)
+    });
+    let options = ClientOptions {
+        coordinator,
+        server_name,
+        certificate_sha256: fingerprint,
+        task_id: args.task_id,
+        spec_hash: spec.spec_hash(),
+        signer: args.key.signer()?,
+        data: Arc::new(data),
+        trainer,
+        state_dir: args.state.clone(),
+        reconnect: Reconnect {
+            attempts: args.reconnect_attempts,
+            ..Reconnect::default()
+        },
+        behaviour: args
+            .sign_flip
+            .map_or(Behaviour::Honest, |scale| Behaviour::SignFlip { scale }),
+        crash: args.crash_at,
+        seed,
+    };
+    let address = options.signer.address();
+    println!("client {address} joining task {} at {coordinator}", args.task_id);
+    let report = run_client(options).await?;
+    for result in &report.results {
+        println!(
+            "round {:>3} (attempt {}): accuracy {:.1}%, paid {}, total {}",
+            result.round,
+            result.attempt,
+            result.accuracy * 100.0,
+            result.payout,
+            result.cumulative
+        );
+    }
+    println!(
+        "task finished after {} rounds; this client took part in {}",
+        report.task_rounds,
+        report.results.len()
     );
     Ok(())
 }

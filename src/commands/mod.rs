@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod client;
+pub mod coordinator;
 pub mod demo;
 pub mod keys;
 pub mod rewards;

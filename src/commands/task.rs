@@ -109,3 +109,57 @@ pub async fn create(
     );
     Ok(())
 }
+
+/// `fedstake task status`: what the coordinator's store records — rounds,
+/// accuracy, participants, payouts, slashes and chain transactions.
+pub fn status(state: &Path) -> anyhow::Result<()> {
+    use fedstake_coordinator::Store;
+
+    let path = state.join("coordinator.sqlite");
+    let (store, task, spec) = Store::inspect(&path)?;
+    let rounds = store.settled_rounds()?;
+    let attempts = store.attempts()?;
+    let failed = attempts
+        .iter()
+        .filter(|(_, _, outcome)| outcome.as_deref() != Some("completed"))
+        .count();
+    println!("task {task} (spec {spec})");
+    println!(
+        "{} rounds settled, {} attempts ({failed} not completed)",
+        rounds.len(),
+        attempts.len()
+    );
+    println!();
+    println!("round  attempt  accuracy   loss    accepted  rejected  paid (base units)          slashes  posted");
+    let mut totals: std::collections::BTreeMap<String, u128> = std::collections::BTreeMap::new();
+    for round in &rounds {
+        for (address, amount) in &round.payouts {
+            *totals.entry(address.clone()).or_default() += amount.parse::<u128>().unwrap_or(0);
+        }
+        let posted = store
+            .chain_tx(round.round, "post")?
+            .map_or("no".to_string(), |(state, _)| state);
+        println!(
+            "{:>5}  {:>7}  {:>7.1}%  {:>6.4}  {:>8}  {:>8}  {:<26} {:>7}  {posted}",
+            round.round,
+            round.attempt,
+            round.accuracy * 100.0,
+            round.loss,
+            round.accepted,
+            round.rejected,
+            round.total,
+            round.slashes.len()
+        );
+    }
+    println!();
+    println!("participants (cumulative payouts):");
+    for (address, total) in &totals {
+        println!("  {address}  {total}");
+    }
+    for round in &rounds {
+        for (address, amount) in &round.slashes {
+            println!("slash in round {}: {address} by {amount}", round.round);
+        }
+    }
+    Ok(())
+}

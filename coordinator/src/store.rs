@@ -1,0 +1,515 @@
+//! The coordinator's SQLite store (WAL, `synchronous = FULL`): everything it
+//! must not forget, written before it is acted on.
+//!
+//! - `meta`: the task id and spec hash the store belongs to;
+//! - `models`: every global model by content hash (safetensors bytes);
+//! - `attempts`: each round attempt, recorded *before* it is announced, so a
+//!   restarted coordinator never runs an attempt number twice and clients
+//!   never see a context (and so never derive masks) twice;
+//! - `submissions`: the clients' signed submissions, the evidence slashes need;
+//! - `rounds`: each settled round — model, accuracy, payouts, the payout
+//!   tree, and the slashing observations and group results the next rounds'
+//!   policy state is rebuilt from — in one transaction;
+//! - `chain_txs`: what was sent to the reward contract for a round (round
+//!   post, slashes), so a restart neither posts twice nor forgets to post.
+
+use std::path::{Path, PathBuf};
+
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("coordinator store {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The error.
+        source: rusqlite::Error,
+    },
+    /// The store belongs to another task.
+    #[error("coordinator store {path} belongs to task {stored} (spec {stored_spec}), not task {task} (spec {spec})")]
+    OtherTask {
+        /// The database file.
+        path: PathBuf,
+        /// Task recorded in the store.
+        stored: String,
+        /// Spec hash recorded in the store.
+        stored_spec: String,
+        /// Task asked for.
+        task: String,
+        /// Spec hash asked for.
+        spec: String,
+    },
+    /// A stored row could not be decoded.
+    #[error("coordinator store {path}: corrupt {what}: {reason}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// Which record.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One member's slashing observation of a settled round, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredObservation {
+    /// The client (`0x…`).
+    pub address: String,
+    /// What the round showed about it.
+    pub observation: fedstake_rewards::RoundObservation,
+}
+
+/// One group's result of a settled round (secagg), as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredGroup {
+    /// The survivors whose inputs are in the group's sum (`0x…`).
+    pub members: Vec<String>,
+    /// The group's quality.
+    pub quality: f64,
+    /// Whether the group was flagged.
+    pub flagged: bool,
+}
+
+/// A settled round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettledRound {
+    /// Round.
+    pub round: u64,
+    /// The attempt that completed.
+    pub attempt: u32,
+    /// Content hash of the new model (hex).
+    pub model_hash: String,
+    /// Validation accuracy of the new model.
+    pub accuracy: f64,
+    /// Validation loss of the new model.
+    pub loss: f64,
+    /// Contributions counted / in the round.
+    pub accepted: usize,
+    /// Inputs of the aggregator (clients or groups) rejected.
+    pub rejected: usize,
+    /// Payouts of this round, `(0x…, base units as decimal)`.
+    pub payouts: Vec<(String, String)>,
+    /// The sum of `payouts`.
+    pub total: String,
+    /// Slashing observations of the participants.
+    pub observations: Vec<StoredObservation>,
+    /// Group results (secagg only).
+    pub groups: Vec<StoredGroup>,
+    /// Slashes decided this round, `(0x…, base units as decimal)`.
+    pub slashes: Vec<(String, String)>,
+    /// The cumulative payout tree after this round (OpenZeppelin
+    /// `standard-v1` JSON), what claimers need.
+    pub payout_tree: String,
+}
+
+/// A submission signature kept as evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSubmission {
+    /// Attempt.
+    pub attempt: u32,
+    /// Keccak-256 of what the client submitted.
+    pub update_hash: [u8; 32],
+    /// The client's EIP-712 signature.
+    pub signature: Vec<u8>,
+}
+
+/// The coordinator's database.
+#[derive(Debug)]
+pub struct Store {
+    connection: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` for `task` with `spec_hash`;
+    /// refuses a store that belongs to another task.
+    pub fn open(path: &Path, task: &str, spec_hash: &str) -> Result<Self, StoreError> {
+        let connection = Connection::open(path).map_err(|source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let store = Self {
+            connection: Mutex::new(connection),
+            path: path.to_path_buf(),
+        };
+        store.conn()
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS models (hash TEXT PRIMARY KEY, bytes BLOB NOT NULL);
+                 CREATE TABLE IF NOT EXISTS attempts (
+                     round INTEGER NOT NULL, attempt INTEGER NOT NULL, started_at INTEGER NOT NULL,
+                     cohort TEXT NOT NULL, outcome TEXT,
+                     PRIMARY KEY (round, attempt));
+                 CREATE TABLE IF NOT EXISTS submissions (
+                     round INTEGER NOT NULL, attempt INTEGER NOT NULL, address TEXT NOT NULL,
+                     update_hash BLOB NOT NULL, signature BLOB NOT NULL,
+                     PRIMARY KEY (round, attempt, address));
+                 CREATE TABLE IF NOT EXISTS rounds (
+                     round INTEGER PRIMARY KEY, record TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS chain_txs (
+                     round INTEGER NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
+                     detail TEXT NOT NULL, PRIMARY KEY (round, kind));",
+            )
+            .map_err(|e| store.wrap(e))?;
+        let stored: Option<(String, String)> = store.conn()
+            .query_row(
+                "SELECT (SELECT value FROM meta WHERE key = 'task'),
+                        (SELECT value FROM meta WHERE key = 'spec')",
+                [],
+                |row| Ok((row.get::<_, Option<String>>(0)?, row.get::<_, Option<String>>(1)?)),
+            )
+            .map(|(t, s)| t.zip(s))
+            .map_err(|e| store.wrap(e))?;
+        match stored {
+            None => {
+                store.conn()
+                    .execute(
+                        "INSERT INTO meta (key, value) VALUES ('task', ?1), ('spec', ?2)",
+                        params![task, spec_hash],
+                    )
+                    .map_err(|e| store.wrap(e))?;
+            }
+            Some((stored, stored_spec)) if stored != task || stored_spec != spec_hash => {
+                return Err(StoreError::OtherTask {
+                    path: path.to_path_buf(),
+                    stored,
+                    stored_spec,
+                    task: task.to_string(),
+                    spec: spec_hash.to_string(),
+                });
+            }
+            Some(_) => {}
+        }
+        Ok(store)
+    }
+
+    /// Opens an existing store for reading whatever task it belongs to;
+    /// returns it with its task id and spec hash.
+    pub fn inspect(path: &Path) -> Result<(Self, String, String), StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Sqlite {
+                path: path.to_path_buf(),
+                source: rusqlite::Error::InvalidPath(path.to_path_buf()),
+            });
+        }
+        let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|source| StoreError::Sqlite {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let store = Self {
+            connection: Mutex::new(connection),
+            path: path.to_path_buf(),
+        };
+        let task = store.meta("task")?;
+        let spec = store.meta("spec")?;
+        match task.zip(spec) {
+            Some((task, spec)) => Ok((store, task, spec)),
+            None => Err(store.corrupt("meta", "no task recorded")),
+        }
+    }
+
+    /// The connection; a panic while it was held leaves SQLite consistent
+    /// (statements are atomic), so a poisoned lock is taken over.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.connection.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wrap(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, what: &'static str, reason: impl ToString) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            what,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Saves a model's safetensors bytes under its content hash.
+    pub fn put_model(&self, hash: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO models (hash, bytes) VALUES (?1, ?2)",
+                params![hash, bytes],
+            )
+            .map_err(|e| self.wrap(e))?;
+        Ok(())
+    }
+
+    /// A model's safetensors bytes.
+    pub fn model(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn()
+            .query_row("SELECT bytes FROM models WHERE hash = ?1", [hash], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// The initial model's hash, recorded once.
+    pub fn initial_model(&self) -> Result<Option<String>, StoreError> {
+        self.meta("initial_model")
+    }
+
+    /// Records the initial model's hash.
+    pub fn set_initial_model(&self, hash: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('initial_model', ?1)",
+                [hash],
+            )
+            .map_err(|e| self.wrap(e))?;
+        Ok(())
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Records a new attempt of `round` with `cohort` and returns its number:
+    /// one more than any attempt of the round ever recorded.
+    pub fn begin_attempt(&self, round: u64, cohort: &[String], now: u64) -> Result<u32, StoreError> {
+        let attempt: u32 = self.conn()
+            .query_row(
+                "SELECT COALESCE(MAX(attempt) + 1, 0) FROM attempts WHERE round = ?1",
+                [round as i64],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.wrap(e))?;
+        self.conn()
+            .execute(
+                "INSERT INTO attempts (round, attempt, started_at, cohort) VALUES (?1, ?2, ?3, ?4)",
+                params![round as i64, attempt, now as i64, cohort.join(",")],
+            )
+            .map_err(|e| self.wrap(e))?;
+        Ok(attempt)
+    }
+
+    /// Records how an attempt ended (`completed`, or why it failed).
+    pub fn end_attempt(&self, round: u64, attempt: u32, outcome: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE attempts SET outcome = ?3 WHERE round = ?1 AND attempt = ?2",
+                params![round as i64, attempt, outcome],
+            )
+            .map_err(|e| self.wrap(e))?;
+        Ok(())
+    }
+
+    /// Every attempt as `(round, attempt, outcome)`, in order.
+    pub fn attempts(&self) -> Result<Vec<(u64, u32, Option<String>)>, StoreError> {
+        let connection = self.conn();
+        let mut statement = connection
+            .prepare("SELECT round, attempt, outcome FROM attempts ORDER BY round, attempt")
+            .map_err(|e| self.wrap(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, i64>(0)? as u64, row.get(1)?, row.get(2)?))
+            })
+            .map_err(|e| self.wrap(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.wrap(e))
+    }
+
+    /// Keeps a client's signed submission.
+    pub fn put_submission(
+        &self,
+        round: u64,
+        address: &str,
+        submission: &StoredSubmission,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO submissions (round, attempt, address, update_hash, signature)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    round as i64,
+                    submission.attempt,
+                    address,
+                    submission.update_hash.as_slice(),
+                    submission.signature
+                ],
+            )
+            .map_err(|e| self.wrap(e))?;
+        Ok(())
+    }
+
+    /// A client's submission in `(round, attempt)`.
+    pub fn submission(
+        &self,
+        round: u64,
+        attempt: u32,
+        address: &str,
+    ) -> Result<Option<StoredSubmission>, StoreError> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = self.conn()
+            .query_row(
+                "SELECT update_hash, signature FROM submissions
+                 WHERE round = ?1 AND attempt = ?2 AND address = ?3",
+                params![round as i64, attempt, address],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.wrap(e))?;
+        row.map(|(hash, signature)| {
+            let update_hash = hash
+                .try_into()
+                .map_err(|_| self.corrupt("submission", "update hash is not 32 bytes"))?;
+            Ok(StoredSubmission {
+                attempt,
+                update_hash,
+                signature,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records a settled round and its new model in one transaction.
+    pub fn settle_round(&mut self, settled: &SettledRound, model: &[u8]) -> Result<(), StoreError> {
+        let record = serde_json::to_string(settled).map_err(|e| self.corrupt("round", e))?;
+        let mut connection = self.conn();
+        let transaction = connection.transaction().map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        let wrap = |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        };
+        transaction
+            .execute(
+                "INSERT OR IGNORE INTO models (hash, bytes) VALUES (?1, ?2)",
+                params![settled.model_hash, model],
+            )
+            .map_err(wrap)?;
+        transaction
+            .execute(
+                "INSERT INTO rounds (round, record) VALUES (?1, ?2)",
+                params![settled.round as i64, record],
+            )
+            .map_err(wrap)?;
+        transaction
+            .execute(
+                "UPDATE attempts SET outcome = 'completed' WHERE round = ?1 AND attempt = ?2",
+                params![settled.round as i64, settled.attempt],
+            )
+            .map_err(wrap)?;
+        transaction.commit().map_err(wrap)
+    }
+
+    /// Every settled round, in order.
+    pub fn settled_rounds(&self) -> Result<Vec<SettledRound>, StoreError> {
+        let connection = self.conn();
+        let mut statement = connection
+            .prepare("SELECT record FROM rounds ORDER BY round")
+            .map_err(|e| self.wrap(e))?;
+        let rows = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(|e| self.wrap(e))?;
+        let mut rounds = Vec::new();
+        for row in rows {
+            let text = row.map_err(|e| self.wrap(e))?;
+            rounds.push(serde_json::from_str(&text).map_err(|e| self.corrupt("round", e))?);
+        }
+        Ok(rounds)
+    }
+
+    /// The state of a chain transaction of `round` (`kind`: `post`,
+    /// `slash:0x…`).
+    pub fn chain_tx(&self, round: u64, kind: &str) -> Result<Option<(String, String)>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT state, detail FROM chain_txs WHERE round = ?1 AND kind = ?2",
+                params![round as i64, kind],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Records the state of a chain transaction (`intent` before sending,
+    /// `done` with the transaction hash after).
+    pub fn set_chain_tx(
+        &self,
+        round: u64,
+        kind: &str,
+        state: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO chain_txs (round, kind, state, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![round as i64, kind, state, detail],
+            )
+            .map_err(|e| self.wrap(e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settled(round: u64) -> SettledRound {
+        SettledRound {
+            round,
+            attempt: 1,
+            model_hash: format!("{round:064x}"),
+            accuracy: 0.5,
+            loss: 1.0,
+            accepted: 2,
+            rejected: 0,
+            payouts: vec![("0x01".into(), "5".into())],
+            total: "5".into(),
+            observations: Vec::new(),
+            groups: Vec::new(),
+            slashes: Vec::new(),
+            payout_tree: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn attempts_never_repeat_and_rounds_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let mut store = Store::open(&path, "1", "aa").unwrap();
+        assert_eq!(store.begin_attempt(1, &["0xa".into()], 0).unwrap(), 0);
+        assert_eq!(store.begin_attempt(1, &["0xa".into()], 0).unwrap(), 1);
+        store.settle_round(&settled(1), b"model").unwrap();
+        // A round settles once.
+        assert!(store.settle_round(&settled(1), b"model").is_err());
+        drop(store);
+        let store = Store::open(&path, "1", "aa").unwrap();
+        assert_eq!(store.begin_attempt(1, &[], 0).unwrap(), 2);
+        assert_eq!(store.settled_rounds().unwrap(), vec![settled(1)]);
+        assert_eq!(store.model(&settled(1).model_hash).unwrap().unwrap(), b"model");
+        let attempts = store.attempts().unwrap();
+        assert_eq!(attempts[1], (1, 1, Some("completed".into())));
+    }
+
+    #[test]
+    fn a_store_of_another_task_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        Store::open(&path, "1", "aa").unwrap();
+        let error = Store::open(&path, "2", "aa").unwrap_err();
+        assert!(error.to_string().contains("belongs to task 1"), "{error}");
+    }
+}
