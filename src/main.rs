@@ -15,7 +15,7 @@ use commands::rewards::StakeAction;
 #[command(name = "fedstake", version, about, long_about = None)]
 struct Cli {
     /// Log format on stderr: text or json (one JSON object per line).
-    /// Verbosity follows $RUST_LOG (default: info).
+    /// Verbosity follows $RUST_LOG (default: info; warn for the demo).
     #[arg(long, global = true, default_value = "text")]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -31,9 +31,10 @@ enum LogFormat {
     Json,
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -258,7 +259,12 @@ enum ClientCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The demo prints its own tables; its processes' logs are for debugging.
+    let default_level = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    init_logging(cli.log_format, default_level);
     match cli.command {
         Command::Coordinator(CoordinatorCommand::Serve(args)) => {
             block_on(commands::coordinator::serve(&args))

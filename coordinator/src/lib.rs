@@ -254,6 +254,11 @@ impl<C: Chain + 'static> Coordinator<C> {
         self.metrics_address
     }
 
+    /// The coordinator's counters (also served on `/metrics`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.driver.shared.metrics)
+    }
+
     /// A report per settled round, as the round settles.
     pub fn subscribe(&mut self) -> mpsc::UnboundedReceiver<RoundReport> {
         let (sender, receiver) = mpsc::unbounded_channel();

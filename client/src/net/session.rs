@@ -39,7 +39,7 @@ use super::framed::{FrameReader, FrameWriter, NetError, close};
 use super::history::{History, HistoryError, RecordedResult};
 use super::{secagg_parameters, tls};
 use crate::data::Dataset;
-use crate::trainer::{TrainError, Trainer, schedule_for};
+use crate::trainer::{TrainError, TrainReport, Trainer, schedule_for};
 
 /// Builds the task's trainer once the client knows the task spec.
 pub type TrainerFactory =
@@ -598,33 +598,20 @@ impl Admitted<'_> {
             .take()
             .ok_or_else(|| protocol("trainer busy"))?;
         let data = Arc::clone(&self.options.data);
-        let schedule = schedule_for(&self.spec.training, self.options.seed ^ (round << 32));
-        let clip = self.spec.update.clip_norm as f32;
-        let max_weight = self.spec.training.max_examples;
-        let behaviour = self.options.behaviour;
+        let spec = self.spec.clone();
+        let (seed, behaviour) = (self.options.seed, self.options.behaviour);
         let (trainer, outcome) = tokio::task::spawn_blocking(move || {
-            let outcome = (|| {
-                trainer.set_parameters(&global)?;
-                let report = trainer.train(&data, &schedule)?;
-                let mut update: Vec<f32> = trainer
-                    .parameters()
-                    .iter()
-                    .zip(&global)
-                    .map(|(local, g)| local - g)
-                    .collect();
-                if let Behaviour::SignFlip { scale } = behaviour {
-                    update.iter_mut().for_each(|u| *u *= -scale);
-                }
-                clip_l2(&mut update, clip);
-                let weight = u32::try_from(data.len()).unwrap_or(u32::MAX).min(max_weight);
-                Ok::<_, TrainError>((update, weight.max(1), report))
-            })();
+            let outcome = local_update(trainer.as_mut(), &data, &global, &spec, (seed, round), behaviour);
             (trainer, outcome)
         })
         .await
         .map_err(|e| protocol(format!("training task: {e}")))?;
         *self.trainer_slot() = Some(trainer);
-        let (update, weight, report) = outcome.map_err(ClientRunError::from)?;
+        let LocalUpdate {
+            update,
+            weight,
+            report,
+        } = outcome.map_err(ClientRunError::from)?;
         info!(
             round,
             loss = report.epoch_losses.last().copied().unwrap_or(f64::NAN),
@@ -704,6 +691,51 @@ impl Admitted<'_> {
         self.taking = None;
         Ok(())
     }
+}
+
+/// What local training of one round gives.
+#[derive(Debug, Clone)]
+pub struct LocalUpdate {
+    /// `local - global`, clipped to the task's L2 bound.
+    pub update: Vec<f32>,
+    /// The client's example count, capped by the task (at least 1).
+    pub weight: u32,
+    /// What training reported.
+    pub report: TrainReport,
+}
+
+/// One round of local training from `global`: the shuffling seed is
+/// `seed ^ (round << 32)`; the update is transformed by `behaviour`, then
+/// clipped. Deterministic, so anyone holding the data can recompute it.
+pub fn local_update(
+    trainer: &mut dyn Trainer,
+    data: &Dataset,
+    global: &[f32],
+    spec: &TaskSpec,
+    (seed, round): (u64, u64),
+    behaviour: Behaviour,
+) -> Result<LocalUpdate, TrainError> {
+    trainer.set_parameters(global)?;
+    let report = trainer.train(data, &schedule_for(&spec.training, seed ^ (round << 32)))?;
+    let mut update: Vec<f32> = trainer
+        .parameters()
+        .iter()
+        .zip(global)
+        .map(|(local, g)| local - g)
+        .collect();
+    if let Behaviour::SignFlip { scale } = behaviour {
+        update.iter_mut().for_each(|u| *u *= -scale);
+    }
+    clip_l2(&mut update, spec.update.clip_norm as f32);
+    let weight = u32::try_from(data.len())
+        .unwrap_or(u32::MAX)
+        .min(spec.training.max_examples)
+        .max(1);
+    Ok(LocalUpdate {
+        update,
+        weight,
+        report,
+    })
 }
 
 /// The phase a client's reply belongs to.

@@ -1,0 +1,259 @@
+//! A task on an embedded chain, a coordinator on loopback QUIC and staked
+//! clients, for the network tests.
+#![allow(dead_code, clippy::unwrap_used, missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alloy::primitives::{B256, U256};
+use alloy::signers::local::PrivateKeySigner;
+use fedstake_client::data::{Dataset, SyntheticSpec, synthetic};
+use fedstake_client::net::session::{
+    Behaviour, ClientOptions, CrashPoint, Reconnect, TrainerFactory,
+};
+use fedstake_client::trainer::{BackendOptions, build_trainer};
+use fedstake_coordinator::{Coordinator, CoordinatorConfig};
+use fedstake_protocol::spec::{DEFAULT_CHAIN_ID, TaskSpec};
+use fedstake_rewards::chain::{Chain, EmbeddedChain};
+use fedstake_rewards::ledger::{Ledger, TaskParams, embedded_defaults, mint_test_token};
+
+/// A secagg task: logistic regression on 10 features and 3 classes, groups
+/// of 5 (each tolerates one dropout), short deadlines.
+pub fn secagg_spec(rounds: u32, cohort: u32, min: u32) -> TaskSpec {
+    TaskSpec::from_toml_str(&format!(
+        r#"
+name = "network test"
+rounds = {rounds}
+
+[model]
+kind = "logreg"
+
+[data]
+features = 10
+classes = 3
+
+[cohort]
+size = {cohort}
+min = {min}
+
+[deadlines]
+join = 10
+train = 20
+advertise_keys = 5
+share_keys = 5
+masked_input = 5
+consistency = 5
+unmasking = 5
+
+[training]
+epochs = 1
+batch_size = 16
+learning_rate = 0.1
+max_examples = 100
+
+[training.optimizer]
+kind = "sgd"
+
+[update]
+clip_norm = 2.0
+fractional_bits = 16
+
+[privacy]
+mode = "secagg"
+group_size = 5
+threshold = 3
+
+[aggregation]
+rule = "fedavg"
+
+[rewards]
+pool = "1_000_000_000_000_000_000_000"
+round_budget = "10_000_000_000_000_000_000"
+min_stake = "1_000_000_000_000_000_000"
+challenge_window = 60
+
+[slashing]
+window = 3
+min_flags = 2
+fraction = 0.1
+"#
+    ))
+    .unwrap()
+}
+
+/// What the tests need of a task.
+pub struct Net {
+    pub dir: tempfile::TempDir,
+    pub ledger: Arc<Ledger<EmbeddedChain>>,
+    pub task_id: U256,
+    pub spec: TaskSpec,
+    pub clients: Vec<PrivateKeySigner>,
+    pub data: Vec<Dataset>,
+    pub validation: Dataset,
+    pub coordinator: PrivateKeySigner,
+}
+
+/// Stake per client: twice the minimum.
+pub fn stake_amount(spec: &TaskSpec) -> U256 {
+    U256::from(spec.rewards.as_ref().unwrap().min_stake) * U256::from(2)
+}
+
+/// Creates the task and `clients` staked clients (with 60 examples each of
+/// one synthetic dataset).
+pub async fn setup(spec: TaskSpec, clients: usize) -> Net {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = EmbeddedChain::open(&dir.path().join("chain.sqlite"), DEFAULT_CHAIN_ID).unwrap();
+    let (ledger, token) = embedded_defaults(chain).await.unwrap();
+    let sponsor = PrivateKeySigner::random();
+    let coordinator = PrivateKeySigner::random();
+    let rewards = spec.rewards.clone().unwrap();
+    let pool = U256::from(rewards.pool);
+    mint_test_token(ledger.chain(), &sponsor, token, sponsor.address(), pool)
+        .await
+        .unwrap();
+    ledger.approve(&sponsor, token, pool).await.unwrap();
+    let now = ledger.chain().timestamp().await.unwrap();
+    let (task_id, _) = ledger
+        .create_task(
+            &sponsor,
+            TaskParams {
+                specHash: B256::from(spec.spec_hash()),
+                token,
+                coordinator: coordinator.address(),
+                arbiter: sponsor.address(),
+                pool,
+                minStake: U256::from(rewards.min_stake),
+                roundBudgetCap: U256::from(rewards.round_budget),
+                challengeWindow: rewards.challenge_window,
+                unbondingPeriod: rewards.unbonding_period,
+                endTime: now + rewards.duration,
+                claimDeadline: now + rewards.duration + rewards.claim_period,
+            },
+        )
+        .await
+        .unwrap();
+    let stake = stake_amount(&spec);
+    let mut signers = Vec::new();
+    for _ in 0..clients {
+        let signer = PrivateKeySigner::random();
+        mint_test_token(ledger.chain(), &signer, token, signer.address(), stake)
+            .await
+            .unwrap();
+        ledger.approve(&signer, token, stake).await.unwrap();
+        ledger.stake(&signer, task_id, stake).await.unwrap();
+        signers.push(signer);
+    }
+    let all = synthetic(&SyntheticSpec {
+        classes: spec.data.classes as usize,
+        dim: spec.data.features as usize,
+        examples: clients * 60 + 300,
+        separation: 3.0,
+        noise: 1.0,
+        seed: 5,
+    })
+    .unwrap();
+    let (pool, validation) = all.split(300.0 / all.len() as f64, 5).unwrap();
+    let data = (0..clients)
+        .map(|i| pool.select(&(i * 60..(i + 1) * 60).collect::<Vec<_>>()))
+        .collect();
+    Net {
+        dir,
+        ledger: Arc::new(ledger),
+        task_id,
+        spec,
+        clients: signers,
+        data,
+        validation,
+        coordinator,
+    }
+}
+
+impl Net {
+    pub fn coordinator_state(&self) -> PathBuf {
+        self.dir.path().join("coordinator")
+    }
+
+    /// Starts the coordinator on loopback.
+    pub async fn coordinator(&self, metrics: bool) -> Coordinator<EmbeddedChain> {
+        Coordinator::start(
+            CoordinatorConfig {
+                spec: self.spec.clone(),
+                task_id: self.task_id,
+                listen: "127.0.0.1:0".parse().unwrap(),
+                metrics: metrics.then(|| "127.0.0.1:0".parse().unwrap()),
+                state_dir: self.coordinator_state(),
+                signer: self.coordinator.clone(),
+                validation: self.validation.clone(),
+                init_seed: 1,
+                max_clients: 1000,
+                names: Vec::new(),
+            },
+            Arc::clone(&self.ledger),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Client `index`'s options.
+    pub fn client(
+        &self,
+        index: usize,
+        coordinator: SocketAddr,
+        fingerprint: [u8; 32],
+        crash: Option<CrashPoint>,
+    ) -> ClientOptions {
+        client_options(
+            &self.spec,
+            self.task_id,
+            &self.clients[index],
+            &self.data[index],
+            &self.dir.path().join(format!("client-{index}")),
+            (coordinator, fingerprint),
+            client_seed(index),
+            crash,
+        )
+    }
+}
+
+/// Client `index`'s shuffling seed.
+pub fn client_seed(index: usize) -> u64 {
+    100 + index as u64
+}
+
+/// The trainer every test client builds (the ndarray backend).
+pub fn trainer_factory(seed: u64) -> TrainerFactory {
+    Arc::new(move |spec: &TaskSpec| build_trainer(spec, Path::new("."), &BackendOptions::default(), seed))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn client_options(
+    spec: &TaskSpec,
+    task_id: U256,
+    signer: &PrivateKeySigner,
+    data: &Dataset,
+    state_dir: &Path,
+    (coordinator, fingerprint): (SocketAddr, [u8; 32]),
+    seed: u64,
+    crash: Option<CrashPoint>,
+) -> ClientOptions {
+    ClientOptions {
+        coordinator,
+        server_name: "localhost".into(),
+        certificate_sha256: fingerprint,
+        task_id,
+        spec_hash: spec.spec_hash(),
+        signer: signer.clone(),
+        data: Arc::new(data.clone()),
+        trainer: trainer_factory(seed),
+        state_dir: state_dir.to_path_buf(),
+        reconnect: Reconnect {
+            initial: std::time::Duration::from_millis(100),
+            max: std::time::Duration::from_secs(1),
+            attempts: 100,
+        },
+        behaviour: Behaviour::Honest,
+        crash,
+        seed,
+    }
+}
