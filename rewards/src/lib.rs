@@ -11,7 +11,11 @@
 //!   left in the pool, and the cumulative per-account totals that the reward
 //!   Merkle tree commits to;
 //! - [`slashing`]: the flags a round's evidence raises against a client and
-//!   the `m` of the last `w` rounds rule that slashes a fraction of its stake.
+//!   the `m` of the last `w` rounds rule that slashes a fraction of its stake;
+//! - [`settle`]: the pure settlement of one round — quality scores against
+//!   the robust aggregate, near-duplicates, the exact integer payout split and
+//!   the slashing observations, plain or from group attribution under secure
+//!   aggregation — shared by the coordinator and the simulation lab.
 
 pub mod chain;
 mod error;
@@ -19,6 +23,7 @@ mod fixed;
 pub mod ledger;
 pub mod merkle;
 pub mod payout;
+pub mod settle;
 pub mod slashing;
 pub mod submission;
 
