@@ -33,7 +33,13 @@ fn example(name: &str) -> PathBuf {
 #[test]
 fn demo_runs_the_task_over_quic_pays_and_writes_its_report() {
     let out = tempfile::tempdir().unwrap();
-    let output = fedstake(&["demo", "--rounds", "3", "--out", out.path().to_str().unwrap()]);
+    let output = fedstake(&[
+        "demo",
+        "--rounds",
+        "3",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     // One row per round: round, attempts, accuracy, groups, paid...

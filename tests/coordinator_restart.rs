@@ -155,7 +155,9 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
         let (ledger, token) = embedded_defaults(chain).await.unwrap();
         let sponsor = PrivateKeySigner::random();
         let pool = U256::from(rewards.pool);
-        mint_test_token(ledger.chain(), &sponsor, token, sponsor.address(), pool).await.unwrap();
+        mint_test_token(ledger.chain(), &sponsor, token, sponsor.address(), pool)
+            .await
+            .unwrap();
         ledger.approve(&sponsor, token, pool).await.unwrap();
         let now = ledger.chain().timestamp().await.unwrap();
         let (task_id, _) = ledger
@@ -179,13 +181,19 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
             .unwrap();
         assert_eq!(task_id, U256::from(1));
         for client in &clients {
-            mint_test_token(ledger.chain(), client, token, client.address(), stake).await.unwrap();
+            mint_test_token(ledger.chain(), client, token, client.address(), stake)
+                .await
+                .unwrap();
             ledger.approve(client, token, stake).await.unwrap();
             ledger.stake(client, task_id, stake).await.unwrap();
         }
     }
 
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (mut first, stdout, logs) = serve(dir.path(), port);
     let pinned = fingerprint(&stdout);
     let data = synthetic(&SyntheticSpec {
@@ -225,9 +233,7 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
     }
 
     // SIGKILL as soon as round 3 is announced, before it can settle.
-    let announced = |line: &str| {
-        line.contains("attempt announced") && line.contains("\"round\":3")
-    };
+    let announced = |line: &str| line.contains("attempt announced") && line.contains("\"round\":3");
     let logs = tokio::task::spawn_blocking(move || {
         while let Ok(line) = logs.recv() {
             if announced(&line) {
@@ -252,11 +258,21 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
     // round ran again under a new attempt number; every round settled once.
     let (store, _, _) = Store::inspect(&dir.path().join("coordinator/coordinator.sqlite")).unwrap();
     let settled = store.settled_rounds().unwrap();
-    assert_eq!(settled.iter().map(|r| r.round).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert_eq!(
+        settled.iter().map(|r| r.round).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
     let attempts = store.attempts().unwrap();
-    let third: Vec<_> = attempts.iter().filter(|(round, _, _)| *round == 3).collect();
+    let third: Vec<_> = attempts
+        .iter()
+        .filter(|(round, _, _)| *round == 3)
+        .collect();
     assert_eq!(third[0].1, 0);
-    assert_ne!(third[0].2.as_deref(), Some("completed"), "the kill came after round 3 settled: {attempts:?}");
+    assert_ne!(
+        third[0].2.as_deref(),
+        Some("completed"),
+        "the kill came after round 3 settled: {attempts:?}"
+    );
     assert_eq!(settled[2].attempt, third.last().unwrap().1);
     assert!(settled[2].attempt >= 1);
     // Clients entered each (round, attempt) at most once, so each SecAgg+
@@ -268,7 +284,10 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
         let mut unique = entered.clone();
         unique.dedup();
         assert_eq!(unique, entered);
-        assert!(entered.contains(&(3, settled[2].attempt)), "client {index}: {entered:?}");
+        assert!(
+            entered.contains(&(3, settled[2].attempt)),
+            "client {index}: {entered:?}"
+        );
     }
 
     // The chain: four rounds posted once, their totals reserved; after the
@@ -276,22 +295,38 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
     let chain = EmbeddedChain::open(&dir.path().join("chain.sqlite"), DEFAULT_CHAIN_ID).unwrap();
     let (ledger, token) = embedded_defaults(chain).await.unwrap();
     let task = ledger.task(U256::from(1)).await.unwrap();
-    let posted: u128 = settled.iter().map(|r| r.total.parse::<u128>().unwrap()).sum();
+    let posted: u128 = settled
+        .iter()
+        .map(|r| r.total.parse::<u128>().unwrap())
+        .sum();
     assert_eq!(task.postedTotal, U256::from(posted));
     assert_eq!(task.lastPostedRound, ROUNDS);
     assert_eq!(task.poolRemaining, task.initialPool - task.postedTotal);
-    ledger.chain().advance_time(rewards.challenge_window + 1).await.unwrap();
+    ledger
+        .chain()
+        .advance_time(rewards.challenge_window + 1)
+        .await
+        .unwrap();
     let tree = PayoutTree::from_json(&settled[3].payout_tree, "last round").unwrap();
     let mut claimed = U256::ZERO;
     for client in &clients {
         let amount = tree.amount(client.address()).unwrap_or_default();
         if amount > U256::ZERO {
             let proof = tree.proof(client.address()).unwrap();
-            ledger.claim(client, U256::from(1), client.address(), amount, proof).await.unwrap();
+            ledger
+                .claim(client, U256::from(1), client.address(), amount, proof)
+                .await
+                .unwrap();
         }
-        assert_eq!(ledger.balance_of(token, client.address()).await.unwrap(), amount);
+        assert_eq!(
+            ledger.balance_of(token, client.address()).await.unwrap(),
+            amount
+        );
         claimed += amount;
     }
     assert_eq!(claimed, U256::from(posted));
-    assert_eq!(ledger.task(U256::from(1)).await.unwrap().claimedTotal, U256::from(posted));
+    assert_eq!(
+        ledger.task(U256::from(1)).await.unwrap().claimedTotal,
+        U256::from(posted)
+    );
 }

@@ -156,9 +156,14 @@ impl Collection {
 
     /// Secagg collection of `groups` (members and their server sessions);
     /// the first phase also covers training.
-    pub fn secagg(spec: &TaskSpec, groups: Vec<(Vec<Address>, ServerSession)>, now: Instant) -> Self {
+    pub fn secagg(
+        spec: &TaskSpec,
+        groups: Vec<(Vec<Address>, ServerSession)>,
+        now: Instant,
+    ) -> Self {
         let mut seats = BTreeMap::new();
-        let first = deadline_of(spec, SpecPhase::Train) + deadline_of(spec, SpecPhase::AdvertiseKeys);
+        let first =
+            deadline_of(spec, SpecPhase::Train) + deadline_of(spec, SpecPhase::AdvertiseKeys);
         let groups = groups
             .into_iter()
             .enumerate()
@@ -197,9 +202,9 @@ impl Collection {
     /// The earliest pending deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
         match self {
-            Collection::Plain { deadline, waiting, .. } => {
-                (!waiting.is_empty()).then_some(*deadline)
-            }
+            Collection::Plain {
+                deadline, waiting, ..
+            } => (!waiting.is_empty()).then_some(*deadline),
             Collection::Secagg { groups, .. } => groups
                 .iter()
                 .filter(|g| g.outcome.is_none())
@@ -236,13 +241,18 @@ impl Collection {
             reason,
         };
         match (self, message) {
-            (Collection::Plain { waiting, updates, .. }, ClientMessage::PlainUpdate {
-                round,
-                attempt,
-                weight,
-                update,
-                signature,
-            }) => {
+            (
+                Collection::Plain {
+                    waiting, updates, ..
+                },
+                ClientMessage::PlainUpdate {
+                    round,
+                    attempt,
+                    weight,
+                    update,
+                    signature,
+                },
+            ) => {
                 if (round, attempt) != (context.round, context.attempt) {
                     return Err(refused(
                         "replayed",
@@ -253,7 +263,10 @@ impl Collection {
                     ));
                 }
                 if !waiting.contains(&from) {
-                    return Err(refused("unexpected", "not waiting for an update from this client".into()));
+                    return Err(refused(
+                        "unexpected",
+                        "not waiting for an update from this client".into(),
+                    ));
                 }
                 let values = parse_update(&update, context.dimension)
                     .map_err(|reason| refused("malformed", reason))?;
@@ -310,7 +323,10 @@ impl Collection {
                 if decoded.header.sender != index {
                     return Err(refused(
                         "impersonation",
-                        format!("sender index {} is not this client's {index}", decoded.header.sender),
+                        format!(
+                            "sender index {} is not this client's {index}",
+                            decoded.header.sender
+                        ),
                     ));
                 }
                 let kind = decoded.kind();
@@ -323,21 +339,34 @@ impl Collection {
                 run.answered.insert(index);
                 Ok(())
             }
-            (Collection::Secagg { groups, seats, submissions }, ClientMessage::Submission {
-                round,
-                attempt,
-                update_hash,
-                signature,
-            }) => {
+            (
+                Collection::Secagg {
+                    groups,
+                    seats,
+                    submissions,
+                },
+                ClientMessage::Submission {
+                    round,
+                    attempt,
+                    update_hash,
+                    signature,
+                },
+            ) => {
                 if (round, attempt) != (context.round, context.attempt) {
-                    return Err(refused("replayed", format!("submission for round {round} attempt {attempt}")));
+                    return Err(refused(
+                        "replayed",
+                        format!("submission for round {round} attempt {attempt}"),
+                    ));
                 }
                 let &(group, index) = seats
                     .get(&from)
                     .ok_or_else(|| refused("unexpected", "not in this attempt's cohort".into()))?;
                 let hash = B256::from(update_hash);
                 if groups[group].masked_input_hash.get(&index) != Some(&hash) {
-                    return Err(refused("bad_signature", "the submission does not sign the masked input received".into()));
+                    return Err(refused(
+                        "bad_signature",
+                        "the submission does not sign the masked input received".into(),
+                    ));
                 }
                 Submission::new(context.task_id, round, attempt, hash)
                     .verify(&signature, &context.domain, from)
@@ -352,15 +381,19 @@ impl Collection {
                 );
                 Ok(())
             }
-            (Collection::Secagg { groups, seats, .. }, ClientMessage::Decline { round, attempt, .. })
-                if (round, attempt) == (context.round, context.attempt) =>
-            {
+            (
+                Collection::Secagg { groups, seats, .. },
+                ClientMessage::Decline { round, attempt, .. },
+            ) if (round, attempt) == (context.round, context.attempt) => {
                 if let Some(&(group, index)) = seats.get(&from) {
                     groups[group].expected.remove(&index);
                 }
                 Ok(())
             }
-            (_, other) => Err(refused("unexpected", format!("unexpected {}", message_name(&other)))),
+            (_, other) => Err(refused(
+                "unexpected",
+                format!("unexpected {}", message_name(&other)),
+            )),
         }
     }
 
@@ -374,7 +407,9 @@ impl Collection {
         let mut outgoing = Vec::new();
         let mut closed = Vec::new();
         match self {
-            Collection::Plain { waiting, deadline, .. } => {
+            Collection::Plain {
+                waiting, deadline, ..
+            } => {
                 if now >= *deadline {
                     waiting.clear();
                 }
@@ -399,7 +434,10 @@ impl Collection {
                             run.started = now;
                             run.deadline = now + spec.deadline(spec_phase(next));
                             for message in messages {
-                                outgoing.push((run.members[message.recipient as usize], message.message));
+                                outgoing.push((
+                                    run.members[message.recipient as usize],
+                                    message.message,
+                                ));
                             }
                         }
                         Ok(PhaseOutcome::Sum(sum)) => run.outcome = Some(Ok(sum)),

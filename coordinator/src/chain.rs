@@ -31,13 +31,19 @@ pub async fn post_round<C: Chain>(
     settled: &SettledRound,
 ) -> Result<(), CoordinatorError> {
     let round = settled.round;
-    if store.chain_tx(round, "post")?.is_none_or(|(state, _)| state != "done") {
+    if store
+        .chain_tx(round, "post")?
+        .is_none_or(|(state, _)| state != "done")
+    {
         store.set_chain_tx(round, "post", "intent", "")?;
         let detail = match ledger.round_state(task_id, round).await? {
             RoundState::NotPosted => {
-                let root = fedstake_rewards::PayoutTree::from_json(&settled.payout_tree, "stored round")
-                    .map_err(|e| CoordinatorError::Internal(format!("stored payout tree: {e}")))?
-                    .root();
+                let root =
+                    fedstake_rewards::PayoutTree::from_json(&settled.payout_tree, "stored round")
+                        .map_err(|e| {
+                            CoordinatorError::Internal(format!("stored payout tree: {e}"))
+                        })?
+                        .root();
                 let model_hash = parse_b256(&settled.model_hash)?;
                 let total: U256 = settled
                     .total
@@ -55,7 +61,10 @@ pub async fn post_round<C: Chain>(
     }
     for (address, amount) in &settled.slashes {
         let kind = format!("slash:{address}");
-        if store.chain_tx(round, &kind)?.is_some_and(|(state, _)| state != "intent") {
+        if store
+            .chain_tx(round, &kind)?
+            .is_some_and(|(state, _)| state != "intent")
+        {
             continue;
         }
         store.set_chain_tx(round, &kind, "intent", amount)?;
@@ -77,7 +86,10 @@ pub async fn post_round<C: Chain>(
         let amount: U256 = amount
             .parse()
             .map_err(|e| CoordinatorError::Internal(format!("stored slash amount: {e}")))?;
-        match ledger.slash(signer, task_id, account, round, amount, evidence).await {
+        match ledger
+            .slash(signer, task_id, account, round, amount, evidence)
+            .await
+        {
             Ok((id, receipt)) => {
                 info!(round, %address, %amount, slash = %id, "slash posted");
                 store.set_chain_tx(round, &kind, "done", &receipt.tx_hash.to_string())?;
@@ -95,6 +107,8 @@ fn parse_b256(hex_text: &str) -> Result<B256, CoordinatorError> {
     let bytes = hex::decode(hex_text.trim_start_matches("0x"))
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| CoordinatorError::Internal(format!("stored hash {hex_text:?} is not 32 bytes")))?;
+        .ok_or_else(|| {
+            CoordinatorError::Internal(format!("stored hash {hex_text:?} is not 32 bytes"))
+        })?;
     Ok(B256::from(bytes))
 }

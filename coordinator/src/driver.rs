@@ -84,8 +84,14 @@ impl<C: Chain + 'static> Driver<C> {
     pub async fn run(mut self) -> Result<Vec<SettledRound>, CoordinatorError> {
         let settled = self.store.settled_rounds()?;
         for round in &settled {
-            crate::chain::post_round(&self.ledger, &self.signer, &self.store, self.task_id(), round)
-                .await?;
+            crate::chain::post_round(
+                &self.ledger,
+                &self.signer,
+                &self.store,
+                self.task_id(),
+                round,
+            )
+            .await?;
         }
         let first = settled.last().map_or(1, |r| r.round + 1);
         for round in first..=u64::from(self.spec.rounds) {
@@ -108,8 +114,14 @@ impl<C: Chain + 'static> Driver<C> {
                     }
                 }
             };
-            crate::chain::post_round(&self.ledger, &self.signer, &self.store, self.task_id(), &settled)
-                .await?;
+            crate::chain::post_round(
+                &self.ledger,
+                &self.signer,
+                &self.store,
+                self.task_id(),
+                &settled,
+            )
+            .await?;
             self.shared.metrics.rounds.inc();
             if let Some(reports) = &self.reports {
                 let _ = reports.send(RoundReport {
@@ -120,7 +132,8 @@ impl<C: Chain + 'static> Driver<C> {
         }
         let rounds = u64::from(self.spec.rounds);
         for address in self.shared.connected() {
-            self.shared.send(&address, ServerMessage::Finished { rounds });
+            self.shared
+                .send(&address, ServerMessage::Finished { rounds });
         }
         // Let the last messages leave before the endpoint closes.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -198,7 +211,14 @@ impl<C: Chain + 'static> Driver<C> {
         let mut collection = match self.settler.secagg() {
             None => {
                 for address in &cohort {
-                    self.announce(address, round, attempt, model_hash, model_bytes.len(), Role::Plain);
+                    self.announce(
+                        address,
+                        round,
+                        attempt,
+                        model_hash,
+                        model_bytes.len(),
+                        Role::Plain,
+                    );
                 }
                 Collection::plain(&self.spec, &cohort, started)
             }
@@ -224,7 +244,7 @@ impl<C: Chain + 'static> Driver<C> {
                             topology,
                             dimension + 1,
                             self.identity.address(),
-                            |address| address.0.0.into(),
+                            |address| address.0.0,
                         )
                         .map_err(|e| CoordinatorError::Internal(format!("group config: {e}")))?;
                     let session = ServerSession::new(config, self.identity.clone())
@@ -258,7 +278,9 @@ impl<C: Chain + 'static> Driver<C> {
             .phase("collect", started.elapsed().as_secs_f64());
         let settle_started = Instant::now();
         let stakes = self.stakes(&collection).await?;
-        let outcome = self.settler.settle(&self.global, &collection, &context, &stakes);
+        let outcome = self
+            .settler
+            .settle(&self.global, &collection, &context, &stakes);
         let Settlement {
             settled,
             model,
@@ -272,15 +294,20 @@ impl<C: Chain + 'static> Driver<C> {
             }
         };
         for (address, submission) in crate::settle::submissions(&collection) {
-            self.store.put_submission(round, &address.to_string(), submission)?;
+            self.store
+                .put_submission(round, &address.to_string(), submission)?;
         }
-        self.store.settle_round(&settled, &model.to_safetensors()?)?;
-        self.settler.adopt(next);
+        self.store
+            .settle_round(&settled, &model.to_safetensors()?)?;
+        self.settler.adopt(*next);
         self.global = model;
         self.shared
             .metrics
             .phase("settle", settle_started.elapsed().as_secs_f64());
-        self.shared.metrics.rejected_inputs.inc_by(settled.rejected as u64);
+        self.shared
+            .metrics
+            .rejected_inputs
+            .inc_by(settled.rejected as u64);
         for (address, accepted) in participants {
             let payout = settled
                 .payouts
@@ -344,7 +371,9 @@ impl<C: Chain + 'static> Driver<C> {
         loop {
             let (outgoing, closed) = collection.advance(&self.spec, Instant::now());
             for phase in closed {
-                self.shared.metrics.phase(phase.phase, phase.duration.as_secs_f64());
+                self.shared
+                    .metrics
+                    .phase(phase.phase, phase.duration.as_secs_f64());
             }
             for (address, message) in outgoing {
                 let bytes = message
@@ -366,7 +395,10 @@ impl<C: Chain + 'static> Driver<C> {
             match event {
                 None => return Err(CoordinatorError::Stopped),
                 Some(Event::Joined { .. }) => {}
-                Some(Event::Gone { address, connection }) => {
+                Some(Event::Gone {
+                    address,
+                    connection,
+                }) => {
                     if !self.shared.is_current(&address, connection) {
                         collection.member_gone(&address);
                     }
@@ -389,7 +421,10 @@ impl<C: Chain + 'static> Driver<C> {
     }
 
     /// Stake (active plus unbonding) of every participant, for slash amounts.
-    async fn stakes(&self, collection: &Collection) -> Result<BTreeMap<Address, u128>, CoordinatorError> {
+    async fn stakes(
+        &self,
+        collection: &Collection,
+    ) -> Result<BTreeMap<Address, u128>, CoordinatorError> {
         let mut stakes = BTreeMap::new();
         for address in crate::settle::participants(collection) {
             let stake = self.ledger.stake_of(self.task_id(), address).await?;

@@ -36,8 +36,8 @@ use fedstake_rewards::ledger::{Ledger, LedgerError};
 use fedstake_secure_agg::identity::Identity;
 use tokio::sync::mpsc;
 
-pub use driver::RoundReport;
 use driver::Driver;
+pub use driver::RoundReport;
 use identity::Certificate;
 use metrics::Metrics;
 use server::{Shared, SharedSettings};
@@ -58,7 +58,7 @@ pub enum CoordinatorError {
     Identity(#[from] identity::IdentityError),
     /// The chain refused or failed.
     #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    Ledger(Box<LedgerError>),
     /// The model could not be encoded.
     #[error("model: {0}")]
     Model(#[from] fedstake_aggregation::ModelError),
@@ -86,6 +86,12 @@ pub enum CoordinatorError {
     /// A bug or a corrupt store.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<LedgerError> for CoordinatorError {
+    fn from(error: LedgerError) -> Self {
+        CoordinatorError::Ledger(Box::new(error))
+    }
 }
 
 /// Everything `coordinator serve` needs besides the ledger.
@@ -157,7 +163,10 @@ impl<C: Chain + 'static> Coordinator<C> {
             )));
         }
         std::fs::create_dir_all(&config.state_dir).map_err(|e| {
-            CoordinatorError::Config(format!("state directory {}: {e}", config.state_dir.display()))
+            CoordinatorError::Config(format!(
+                "state directory {}: {e}",
+                config.state_dir.display()
+            ))
         })?;
         let store = Store::open(
             &config.state_dir.join("coordinator.sqlite"),
@@ -180,8 +189,9 @@ impl<C: Chain + 'static> Coordinator<C> {
         })?;
         let identity = Identity::from_secret_bytes(&config.signer.to_bytes().0)
             .map_err(|e| CoordinatorError::Config(format!("coordinator key: {e}")))?;
-        let frame_limit = task_frame_limit(global.params().len())
-            .ok_or_else(|| CoordinatorError::Config("the model is too large for the wire".into()))?;
+        let frame_limit = task_frame_limit(global.params().len()).ok_or_else(|| {
+            CoordinatorError::Config("the model is too large for the wire".into())
+        })?;
         let chain_id = ledger.chain().chain_id().await.map_err(LedgerError::from)?;
         let metrics = Arc::new(Metrics::new());
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -209,8 +219,13 @@ impl<C: Chain + 'static> Coordinator<C> {
                 let listener = metrics::bind(address)
                     .await
                     .map_err(|source| CoordinatorError::Listen { address, source })?;
-                let bound = listener.local_addr().map_err(|source| CoordinatorError::Listen { address, source })?;
-                (Some(bound), Some(tokio::spawn(metrics::serve(listener, metrics))))
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| CoordinatorError::Listen { address, source })?;
+                (
+                    Some(bound),
+                    Some(tokio::spawn(metrics::serve(listener, metrics))),
+                )
             }
             None => (None, None),
         };
@@ -281,7 +296,11 @@ impl<C: Chain + 'static> Coordinator<C> {
 
 /// The global model after the stored rounds, with the settler's state
 /// rebuilt from them.
-fn restore(store: &Store, settler: &mut Settler, init_seed: u64) -> Result<Model, CoordinatorError> {
+fn restore(
+    store: &Store,
+    settler: &mut Settler,
+    init_seed: u64,
+) -> Result<Model, CoordinatorError> {
     let initial = match store.initial_model()? {
         Some(hash) => load_model(store, &hash, None)?,
         None => {
@@ -307,12 +326,14 @@ fn restore(store: &Store, settler: &mut Settler, init_seed: u64) -> Result<Model
 }
 
 fn load_model(store: &Store, hash: &str, like: Option<&Model>) -> Result<Model, CoordinatorError> {
-    let bytes = store
-        .model(hash)?
-        .ok_or_else(|| CoordinatorError::Internal(format!("model {hash} missing from the store")))?;
+    let bytes = store.model(hash)?.ok_or_else(|| {
+        CoordinatorError::Internal(format!("model {hash} missing from the store"))
+    })?;
     let model = Model::from_safetensors(&bytes, like.map(Model::layout))?;
     if model.content_hash_hex() != hash {
-        return Err(CoordinatorError::Internal(format!("stored model {hash} hashes differently")));
+        return Err(CoordinatorError::Internal(format!(
+            "stored model {hash} hashes differently"
+        )));
     }
     Ok(model)
 }

@@ -131,7 +131,9 @@ impl Metrics {
 
     /// Records a phase's duration.
     pub fn phase(&self, phase: &str, seconds: f64) {
-        self.phase_seconds.get_or_create(&label(phase)).observe(seconds);
+        self.phase_seconds
+            .get_or_create(&label(phase))
+            .observe(seconds);
     }
 
     /// Counts a join outcome.
@@ -176,7 +178,8 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                     body.len()
                 )
             } else {
-                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
+                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_string()
             };
             let _ = stream.write_all(response.as_bytes()).await;
             let _ = stream.shutdown().await;

@@ -98,7 +98,9 @@ pub struct Shared<C> {
 
 impl<C> std::fmt::Debug for Shared<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("task_id", &self.task_id).finish()
+        f.debug_struct("Shared")
+            .field("task_id", &self.task_id)
+            .finish()
     }
 }
 
@@ -214,7 +216,10 @@ fn refuse(metric: &'static str, reason: impl Into<String>) -> Refusal {
     }
 }
 
-async fn serve_connection<C: Chain + 'static>(shared: Arc<Shared<C>>, connection: quinn::Connection) {
+async fn serve_connection<C: Chain + 'static>(
+    shared: Arc<Shared<C>>,
+    connection: quinn::Connection,
+) {
     let remote = connection.remote_address();
     let Ok(Ok((send, recv))) =
         tokio::time::timeout(shared.join_deadline, connection.accept_bi()).await
@@ -314,8 +319,8 @@ async fn join<C: Chain + 'static>(
     writer: &mut FrameWriter,
 ) -> Result<Address, Refusal> {
     let malformed = |e: NetError| refuse("malformed", format!("join: {e}"));
-    let hello = decode_client(&reader.next().await.map_err(malformed)?)
-        .map_err(|e| malformed(e.into()))?;
+    let hello =
+        decode_client(&reader.next().await.map_err(malformed)?).map_err(|e| malformed(e.into()))?;
     let ClientMessage::Hello { task_id, address } = hello else {
         return Err(refuse("malformed", "the first message must be Hello"));
     };
@@ -345,8 +350,8 @@ async fn join<C: Chain + 'static>(
         }))
         .await
         .map_err(malformed)?;
-    let answer = decode_client(&reader.next().await.map_err(malformed)?)
-        .map_err(|e| malformed(e.into()))?;
+    let answer =
+        decode_client(&reader.next().await.map_err(malformed)?).map_err(|e| malformed(e.into()))?;
     let ClientMessage::JoinSignature { signature } = answer else {
         return Err(refuse("malformed", "expected the join signature"));
     };
@@ -367,10 +372,15 @@ async fn join<C: Chain + 'static>(
             ),
         ));
     }
-    if lock(&shared.links).len() >= shared.max_clients && !lock(&shared.links).contains_key(&address) {
+    if lock(&shared.links).len() >= shared.max_clients
+        && !lock(&shared.links).contains_key(&address)
+    {
         return Err(refuse(
             "full",
-            format!("the coordinator admits at most {} clients", shared.max_clients),
+            format!(
+                "the coordinator admits at most {} clients",
+                shared.max_clients
+            ),
         ));
     }
     writer

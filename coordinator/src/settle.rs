@@ -81,7 +81,9 @@ pub struct Settler {
 
 impl std::fmt::Debug for Settler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settler").field("aggregator", &self.aggregator).finish()
+        f.debug_struct("Settler")
+            .field("aggregator", &self.aggregator)
+            .finish()
     }
 }
 
@@ -139,8 +141,11 @@ impl Settler {
     /// The model's initial parameters (the built-in models' seeded
     /// initialization).
     pub fn initial_model(&self, seed: u64) -> Result<Model, CoordinatorError> {
-        Model::new(self.architecture.layout(), self.architecture.init_parameters(seed))
-            .map_err(|e| CoordinatorError::Internal(format!("initial model: {e}")))
+        Model::new(
+            self.architecture.layout(),
+            self.architecture.init_parameters(seed),
+        )
+        .map_err(|e| CoordinatorError::Internal(format!("initial model: {e}")))
     }
 
     /// `params` on the sponsor's validation data.
@@ -169,25 +174,39 @@ impl Settler {
     }
 
     /// Adopts the state after a settled (and stored) round.
-    pub fn adopt(&mut self, next: Box<CarriedState>) {
-        self.state = *next;
+    pub fn adopt(&mut self, next: CarriedState) {
+        self.state = next;
     }
 
     /// Rebuilds the carried state from a stored round; `aggregate` is the
     /// round's model minus the previous one.
-    pub fn replay(&mut self, round: &SettledRound, aggregate: Vec<f32>) -> Result<(), CoordinatorError> {
-        let corrupt = |e: String| CoordinatorError::Internal(format!("stored round {}: {e}", round.round));
+    pub fn replay(
+        &mut self,
+        round: &SettledRound,
+        aggregate: Vec<f32>,
+    ) -> Result<(), CoordinatorError> {
+        let corrupt =
+            |e: String| CoordinatorError::Internal(format!("stored round {}: {e}", round.round));
         let payouts: Vec<(Address, u128)> = round
             .payouts
             .iter()
-            .map(|(a, v)| Ok((parse_address(a)?, v.parse::<u128>().map_err(|e| e.to_string())?)))
+            .map(|(a, v)| {
+                Ok((
+                    parse_address(a)?,
+                    v.parse::<u128>().map_err(|e| e.to_string())?,
+                ))
+            })
             .collect::<Result<_, String>>()
             .map_err(corrupt)?;
         let groups: Vec<(Vec<Address>, f64, bool)> = round
             .groups
             .iter()
             .map(|g| {
-                let members = g.members.iter().map(|a| parse_address(a)).collect::<Result<_, _>>()?;
+                let members = g
+                    .members
+                    .iter()
+                    .map(|a| parse_address(a))
+                    .collect::<Result<_, _>>()?;
                 Ok((members, g.quality, g.flagged))
             })
             .collect::<Result<_, String>>()
@@ -252,7 +271,11 @@ impl Settler {
         };
         let global_params = global.params();
         let loss_with = |delta: &[f32]| -> Result<f64, fedstake_rewards::settle::SettleError> {
-            let moved: Vec<f32> = global_params.iter().zip(delta).map(|(g, d)| g + d).collect();
+            let moved: Vec<f32> = global_params
+                .iter()
+                .zip(delta)
+                .map(|(g, d)| g + d)
+                .collect();
             self.evaluate(&moved)
                 .map(|e| e.loss)
                 .map_err(|e| fedstake_rewards::settle::SettleError::ValidationLoss(Box::new(e)))
@@ -264,10 +287,14 @@ impl Settler {
                     return Err("no client sent an update".into());
                 }
                 let dimension = global_params.len();
-                let bound = self.spec.update.clip_norm * (1.0 + fedstake_rewards::slashing::NORM_BOUND_TOLERANCE);
-                let all: Vec<Option<Vec<f32>>> = updates.values().map(|u| Some(u.update.clone())).collect();
+                let bound = self.spec.update.clip_norm
+                    * (1.0 + fedstake_rewards::slashing::NORM_BOUND_TOLERANCE);
+                let all: Vec<Option<Vec<f32>>> =
+                    updates.values().map(|u| Some(u.update.clone())).collect();
                 let admitted: Vec<usize> = (0..cohort.len())
-                    .filter(|&i| fedstake_aggregation::norm::l2_norm(&updates[&cohort[i]].update) <= bound)
+                    .filter(|&i| {
+                        fedstake_aggregation::norm::l2_norm(&updates[&cohort[i]].update) <= bound
+                    })
                     .collect();
                 if admitted.is_empty() {
                     return Err("every update was over the norm bound".into());
@@ -303,11 +330,17 @@ impl Settler {
                 (cohort, scores, aggregate, Vec::new())
             }
             Collection::Secagg { groups, .. } => {
-                let (params, _) = self.secagg.as_ref().ok_or("a secagg attempt in a plain task")?;
+                let (params, _) = self
+                    .secagg
+                    .as_ref()
+                    .ok_or("a secagg attempt in a plain task")?;
                 let mut sums = Vec::new();
                 for run in groups {
-                    let Some(Ok(sum)) = &run.outcome else { continue };
-                    let mean = weighted_mean(sum, params).map_err(|e| format!("group mean: {e}"))?;
+                    let Some(Ok(sum)) = &run.outcome else {
+                        continue;
+                    };
+                    let mean =
+                        weighted_mean(sum, params).map_err(|e| format!("group mean: {e}"))?;
                     let weight = sum.last().copied().unwrap_or(0) as f32;
                     let members = run
                         .session
@@ -315,7 +348,11 @@ impl Settler {
                         .iter()
                         .map(|&index| run.members[index as usize])
                         .collect();
-                    sums.push(GroupSum { members, mean, weight });
+                    sums.push(GroupSum {
+                        members,
+                        mean,
+                        weight,
+                    });
                 }
                 if sums.is_empty() {
                     let reasons: Vec<String> = groups
@@ -333,7 +370,8 @@ impl Settler {
                     rows.extend_from_slice(&sum.mean);
                 }
                 let weights: Vec<f32> = sums.iter().map(|s| s.weight).collect();
-                let means = Array2::from_shape_vec((sums.len(), dimension), rows).map_err(|e| e.to_string())?;
+                let means = Array2::from_shape_vec((sums.len(), dimension), rows)
+                    .map_err(|e| e.to_string())?;
                 let aggregate = self
                     .aggregator
                     .aggregate(means.view(), &weights, &round_context)
@@ -363,7 +401,9 @@ impl Settler {
                 (clients, scores, aggregate, stored)
             }
         };
-        self.finish(global, context, stakes, next, clients, scores, &aggregate, groups)
+        self.finish(
+            global, context, stakes, next, clients, scores, &aggregate, groups,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -386,7 +426,11 @@ impl Settler {
         let model = Model::new(global.layout().clone(), params).map_err(|e| e.to_string())?;
         let evaluation = self.evaluate(model.params()).map_err(|e| e.to_string())?;
 
-        let credits: Vec<(Address, u128)> = clients.iter().copied().zip(scores.payouts.iter().copied()).collect();
+        let credits: Vec<(Address, u128)> = clients
+            .iter()
+            .copied()
+            .zip(scores.payouts.iter().copied())
+            .collect();
         next.payouts
             .credit_round(credits.iter().copied())
             .map_err(|e| e.to_string())?;
@@ -415,7 +459,9 @@ impl Settler {
             .iter()
             .zip(&scores.observations)
             .zip(&scores.payouts)
-            .map(|((address, observation), &payout)| (*address, payout > 0 || !observation.rejected))
+            .map(|((address, observation), &payout)| {
+                (*address, payout > 0 || !observation.rejected)
+            })
             .collect();
         let settled = SettledRound {
             round: context.round,
@@ -425,7 +471,10 @@ impl Settler {
             loss: evaluation.loss,
             accepted: scores.accepted,
             rejected: scores.rejected,
-            payouts: credits.iter().map(|(a, v)| (a.to_string(), v.to_string())).collect(),
+            payouts: credits
+                .iter()
+                .map(|(a, v)| (a.to_string(), v.to_string()))
+                .collect(),
             total: total.to_string(),
             observations: clients
                 .iter()
@@ -462,7 +511,11 @@ fn update_reputation(
             .iter()
             .find(|(a, _)| *a == address)
             .map_or(0, |(_, v)| *v);
-        let share = if best == 0 { 0.0 } else { paid as f64 / best as f64 };
+        let share = if best == 0 {
+            0.0
+        } else {
+            paid as f64 / best as f64
+        };
         let entry = reputation.entry(address).or_insert(INITIAL_REPUTATION);
         *entry = decay * *entry + (1.0 - decay) * share;
     }
@@ -496,7 +549,11 @@ pub fn participants(collection: &Collection) -> Vec<Address> {
 /// The signed submissions an attempt received.
 pub fn submissions(collection: &Collection) -> Vec<(Address, &StoredSubmission)> {
     match collection {
-        Collection::Plain { updates, .. } => updates.iter().map(|(a, u)| (*a, &u.submission)).collect(),
-        Collection::Secagg { submissions, .. } => submissions.iter().map(|(a, s)| (*a, s)).collect(),
+        Collection::Plain { updates, .. } => {
+            updates.iter().map(|(a, u)| (*a, &u.submission)).collect()
+        }
+        Collection::Secagg { submissions, .. } => {
+            submissions.iter().map(|(a, s)| (*a, s)).collect()
+        }
     }
 }

@@ -32,7 +32,9 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// The store belongs to another task.
-    #[error("coordinator store {path} belongs to task {stored} (spec {stored_spec}), not task {task} (spec {spec})")]
+    #[error(
+        "coordinator store {path} belongs to task {stored} (spec {stored_spec}), not task {task} (spec {spec})"
+    )]
     OtherTask {
         /// The database file.
         path: PathBuf,
@@ -139,7 +141,8 @@ impl Store {
             connection: Mutex::new(connection),
             path: path.to_path_buf(),
         };
-        store.conn()
+        store
+            .conn()
             .execute_batch(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
@@ -160,18 +163,25 @@ impl Store {
                      detail TEXT NOT NULL, PRIMARY KEY (round, kind));",
             )
             .map_err(|e| store.wrap(e))?;
-        let stored: Option<(String, String)> = store.conn()
+        let stored: Option<(String, String)> = store
+            .conn()
             .query_row(
                 "SELECT (SELECT value FROM meta WHERE key = 'task'),
                         (SELECT value FROM meta WHERE key = 'spec')",
                 [],
-                |row| Ok((row.get::<_, Option<String>>(0)?, row.get::<_, Option<String>>(1)?)),
+                |row| {
+                    Ok((
+                        row.get::<_, Option<String>>(0)?,
+                        row.get::<_, Option<String>>(1)?,
+                    ))
+                },
             )
             .map(|(t, s)| t.zip(s))
             .map_err(|e| store.wrap(e))?;
         match stored {
             None => {
-                store.conn()
+                store
+                    .conn()
                     .execute(
                         "INSERT INTO meta (key, value) VALUES ('task', ?1), ('spec', ?2)",
                         params![task, spec_hash],
@@ -201,11 +211,13 @@ impl Store {
                 source: rusqlite::Error::InvalidPath(path.to_path_buf()),
             });
         }
-        let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|source| StoreError::Sqlite {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let connection =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(
+                |source| StoreError::Sqlite {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            )?;
         let store = Self {
             connection: Mutex::new(connection),
             path: path.to_path_buf(),
@@ -287,8 +299,14 @@ impl Store {
 
     /// Records a new attempt of `round` with `cohort` and returns its number:
     /// one more than any attempt of the round ever recorded.
-    pub fn begin_attempt(&self, round: u64, cohort: &[String], now: u64) -> Result<u32, StoreError> {
-        let attempt: u32 = self.conn()
+    pub fn begin_attempt(
+        &self,
+        round: u64,
+        cohort: &[String],
+        now: u64,
+    ) -> Result<u32, StoreError> {
+        let attempt: u32 = self
+            .conn()
             .query_row(
                 "SELECT COALESCE(MAX(attempt) + 1, 0) FROM attempts WHERE round = ?1",
                 [round as i64],
@@ -359,7 +377,8 @@ impl Store {
         attempt: u32,
         address: &str,
     ) -> Result<Option<StoredSubmission>, StoreError> {
-        let row: Option<(Vec<u8>, Vec<u8>)> = self.conn()
+        let row: Option<(Vec<u8>, Vec<u8>)> = self
+            .conn()
             .query_row(
                 "SELECT update_hash, signature FROM submissions
                  WHERE round = ?1 AND attempt = ?2 AND address = ?3",
@@ -499,7 +518,10 @@ mod tests {
         let store = Store::open(&path, "1", "aa").unwrap();
         assert_eq!(store.begin_attempt(1, &[], 0).unwrap(), 2);
         assert_eq!(store.settled_rounds().unwrap(), vec![settled(1)]);
-        assert_eq!(store.model(&settled(1).model_hash).unwrap().unwrap(), b"model");
+        assert_eq!(
+            store.model(&settled(1).model_hash).unwrap().unwrap(),
+            b"model"
+        );
         let attempts = store.attempts().unwrap();
         assert_eq!(attempts[1], (1, 1, Some("completed".into())));
     }

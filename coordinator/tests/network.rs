@@ -49,7 +49,14 @@ async fn twenty_clients_lose_a_fifth_at_random_phases_and_every_sum_is_exactly_t
 
     // 4 of the 20 clients crash, each at a random round and phase.
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2026);
-    let phases = [None, Some(Phase::AdvertiseKeys), Some(Phase::ShareKeys), Some(Phase::MaskedInput), Some(Phase::Consistency), Some(Phase::Unmasking)];
+    let phases = [
+        None,
+        Some(Phase::AdvertiseKeys),
+        Some(Phase::ShareKeys),
+        Some(Phase::MaskedInput),
+        Some(Phase::Consistency),
+        Some(Phase::Unmasking),
+    ];
     let mut crashes = BTreeMap::new();
     while crashes.len() < 4 {
         let client = rng.random_range(0..20usize);
@@ -68,10 +75,15 @@ async fn twenty_clients_lose_a_fifth_at_random_phases_and_every_sum_is_exactly_t
     for (index, client) in clients.into_iter().enumerate() {
         match (client.await.unwrap(), crashes.get(&index)) {
             (Ok(report), None) => assert_eq!(report.task_rounds, u64::from(rounds)),
-            (Err(ClientRunError::Crashed { round, .. }), Some(point)) => assert_eq!(round, point.round),
+            (Err(ClientRunError::Crashed { round, .. }), Some(point)) => {
+                assert_eq!(round, point.round)
+            }
             // Left out of its crash round's groups, it never got there.
             (Ok(report), Some(point)) => {
-                assert!(!report.results.iter().any(|r| r.round == point.round), "{report:?}");
+                assert!(
+                    !report.results.iter().any(|r| r.round == point.round),
+                    "{report:?}"
+                );
             }
             (other, plan) => panic!("client {index} (crash plan {plan:?}) ended with {other:?}"),
         }
@@ -81,13 +93,23 @@ async fn twenty_clients_lose_a_fifth_at_random_phases_and_every_sum_is_exactly_t
     // Each round's model moved by exactly the weighted mean of the group
     // survivors' updates, recomputed here from their data: within the
     // fixed-point rounding, and far from it if any survivor is left out.
-    let (store, _, _) = Store::inspect(&net.coordinator_state().join("coordinator.sqlite")).unwrap();
+    let (store, _, _) =
+        Store::inspect(&net.coordinator_state().join("coordinator.sqlite")).unwrap();
     let models = stored_models(&store, &settled);
-    let index_of: BTreeMap<Address, usize> =
-        net.clients.iter().enumerate().map(|(i, s)| (s.address(), i)).collect();
+    let index_of: BTreeMap<Address, usize> = net
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.address(), i))
+        .collect();
     for (r, round) in settled.iter().enumerate() {
         let global = models[r].params();
-        let moved: Vec<f32> = models[r + 1].params().iter().zip(global).map(|(n, g)| n - g).collect();
+        let moved: Vec<f32> = models[r + 1]
+            .params()
+            .iter()
+            .zip(global)
+            .map(|(n, g)| n - g)
+            .collect();
         let mut contributions = Vec::new();
         for group in &round.groups {
             for member in &group.members {
@@ -95,34 +117,78 @@ async fn twenty_clients_lose_a_fifth_at_random_phases_and_every_sum_is_exactly_t
                 if let Some(point) = crashes.get(&index) {
                     // Only a client that crashed after sending its masked
                     // input can be a survivor of its crash round.
-                    assert!(round.round < point.round || (round.round == point.round && point.phase > Some(Phase::MaskedInput)),
-                        "client {index} crashed at {point:?} but is a survivor of round {}", round.round);
+                    assert!(
+                        round.round < point.round
+                            || (round.round == point.round
+                                && point.phase > Some(Phase::MaskedInput)),
+                        "client {index} crashed at {point:?} but is a survivor of round {}",
+                        round.round
+                    );
                 }
-                let mut trainer = build_trainer(&net.spec, std::path::Path::new("."), &BackendOptions::default(), 0).unwrap();
-                let local = local_update(trainer.as_mut(), &net.data[index], global, &net.spec, (client_seed(index), round.round), Behaviour::Honest).unwrap();
+                let mut trainer = build_trainer(
+                    &net.spec,
+                    std::path::Path::new("."),
+                    &BackendOptions::default(),
+                    0,
+                )
+                .unwrap();
+                let local = local_update(
+                    trainer.as_mut(),
+                    &net.data[index],
+                    global,
+                    &net.spec,
+                    (client_seed(index), round.round),
+                    Behaviour::Honest,
+                )
+                .unwrap();
                 contributions.push((local.update, f64::from(local.weight)));
             }
         }
-        assert!(round.groups.len() >= 2, "round {} kept {} groups", round.round, round.groups.len());
+        assert!(
+            round.groups.len() >= 2,
+            "round {} kept {} groups",
+            round.round,
+            round.groups.len()
+        );
         let mean = |skip: Option<usize>| -> Vec<f64> {
-            let kept: Vec<&(Vec<f32>, f64)> = contributions.iter().enumerate().filter(|(i, _)| Some(*i) != skip).map(|(_, c)| c).collect();
+            let kept: Vec<&(Vec<f32>, f64)> = contributions
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| Some(*i) != skip)
+                .map(|(_, c)| c)
+                .collect();
             let total: f64 = kept.iter().map(|(_, w)| w).sum();
             (0..global.len())
                 .map(|j| kept.iter().map(|(u, w)| f64::from(u[j]) * w).sum::<f64>() / total)
                 .collect()
         };
         let distance = |expected: &[f64]| {
-            moved.iter().zip(expected).map(|(m, e)| (f64::from(*m) - e).abs()).fold(0.0, f64::max)
+            moved
+                .iter()
+                .zip(expected)
+                .map(|(m, e)| (f64::from(*m) - e).abs())
+                .fold(0.0, f64::max)
         };
         let exact = distance(&mean(None));
-        assert!(exact < 1e-4, "round {}: the model moved {exact} away from the survivors' mean", round.round);
+        assert!(
+            exact < 1e-4,
+            "round {}: the model moved {exact} away from the survivors' mean",
+            round.round
+        );
         for skip in 0..contributions.len() {
-            assert!(distance(&mean(Some(skip))) > 10.0 * exact.max(1e-5), "round {}: survivor {skip} made no difference", round.round);
+            assert!(
+                distance(&mean(Some(skip))) > 10.0 * exact.max(1e-5),
+                "round {}: survivor {skip} made no difference",
+                round.round
+            );
         }
     }
     // Every round was posted once, and the chain reserved exactly the sum.
     let task = net.ledger.task(net.task_id).await.unwrap();
-    let total: u128 = settled.iter().map(|r| r.total.parse::<u128>().unwrap()).sum();
+    let total: u128 = settled
+        .iter()
+        .map(|r| r.total.parse::<u128>().unwrap())
+        .sum();
     assert_eq!(task.postedTotal, alloy::primitives::U256::from(total));
     assert_eq!(task.lastPostedRound, u64::from(rounds));
 }
@@ -139,22 +205,42 @@ async fn join_raw(
 ) -> (quinn::Connection, FrameReader, FrameWriter, ServerMessage) {
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(tls::client_config(fingerprint).unwrap());
-    let connection = endpoint.connect(coordinator, "localhost").unwrap().await.unwrap();
+    let connection = endpoint
+        .connect(coordinator, "localhost")
+        .unwrap()
+        .await
+        .unwrap();
     let (send, recv) = connection.open_bi().await.unwrap();
     let mut writer = FrameWriter::new(send, JOIN_FRAME_LIMIT);
     let mut reader = FrameReader::new(recv, JOIN_FRAME_LIMIT);
     let task_id = net.task_id.to_be_bytes::<32>();
     writer
-        .send(&encode(&ClientMessage::Hello { task_id, address: claimed.into_array() }))
+        .send(&encode(&ClientMessage::Hello {
+            task_id,
+            address: claimed.into_array(),
+        }))
         .await
         .unwrap();
-    let ServerMessage::Challenge { nonce, certificate_sha256, .. } = decode_server(&reader.next().await.unwrap()).unwrap() else {
+    let ServerMessage::Challenge {
+        nonce,
+        certificate_sha256,
+        ..
+    } = decode_server(&reader.next().await.unwrap()).unwrap()
+    else {
         panic!("no challenge");
     };
-    let challenge = JoinChallenge { task_id: net.task_id, nonce, certificate_sha256 };
-    let signature = signer.sign_message_sync(challenge.text().as_bytes()).unwrap();
+    let challenge = JoinChallenge {
+        task_id: net.task_id,
+        nonce,
+        certificate_sha256,
+    };
+    let signature = signer
+        .sign_message_sync(challenge.text().as_bytes())
+        .unwrap();
     writer
-        .send(&encode(&ClientMessage::JoinSignature { signature: signature.as_bytes().to_vec() }))
+        .send(&encode(&ClientMessage::JoinSignature {
+            signature: signature.as_bytes().to_vec(),
+        }))
         .await
         .unwrap();
     let answer = decode_server(&reader.next().await.unwrap()).unwrap();
@@ -180,26 +266,50 @@ async fn bad_joins_an_oversized_frame_and_a_replay_are_refused_while_the_task_go
     let serving = tokio::spawn(coordinator.run());
 
     let unstaked = PrivateKeySigner::random();
-    let (_, _, _, answer) = join_raw(address, fingerprint, &net, unstaked.address(), &unstaked).await;
-    let ServerMessage::Refused { reason } = answer else { panic!("{answer:?}") };
+    let (_, _, _, answer) =
+        join_raw(address, fingerprint, &net, unstaked.address(), &unstaked).await;
+    let ServerMessage::Refused { reason } = answer else {
+        panic!("{answer:?}")
+    };
     assert!(reason.contains("the minimum is"), "{reason}");
 
     let impostor = PrivateKeySigner::random();
-    let (_, _, _, answer) = join_raw(address, fingerprint, &net, net.clients[0].address(), &impostor).await;
-    let ServerMessage::Refused { reason } = answer else { panic!("{answer:?}") };
-    assert!(reason.contains(&format!("signed by {}", impostor.address())), "{reason}");
+    let (_, _, _, answer) = join_raw(
+        address,
+        fingerprint,
+        &net,
+        net.clients[0].address(),
+        &impostor,
+    )
+    .await;
+    let ServerMessage::Refused { reason } = answer else {
+        panic!("{answer:?}")
+    };
+    assert!(
+        reason.contains(&format!("signed by {}", impostor.address())),
+        "{reason}"
+    );
 
     // An admitted client announces a frame one byte over the task's limit:
     // its connection is closed with the protocol error code.
-    let (connection, mut reader, mut writer, answer) =
-        join_raw(address, fingerprint, &net, net.clients[10].address(), &net.clients[10]).await;
+    let (connection, mut reader, mut writer, answer) = join_raw(
+        address,
+        fingerprint,
+        &net,
+        net.clients[10].address(),
+        &net.clients[10],
+    )
+    .await;
     assert!(matches!(answer, ServerMessage::Admitted(_)), "{answer:?}");
     let limit = task_frame_limit(33).unwrap();
     writer.set_limit(u32::MAX);
     // Sending may fail half-way: the coordinator closes on the header.
     writer.send(&vec![0; limit as usize + 1]).await.ok();
     let ended = reader.next().await.unwrap_err();
-    assert!(matches!(ended, NetError::Read(_) | NetError::Connection(_)), "{ended:?}");
+    assert!(
+        matches!(ended, NetError::Read(_) | NetError::Connection(_)),
+        "{ended:?}"
+    );
     let reason = connection.closed().await;
     assert!(
         matches!(&reason, quinn::ConnectionError::ApplicationClosed(close) if close.error_code == close::PROTOCOL.into()),
@@ -207,14 +317,30 @@ async fn bad_joins_an_oversized_frame_and_a_replay_are_refused_while_the_task_go
     );
     // The endpoint serves what happened so far.
     let text = get_metrics(metrics_address).await;
-    assert_eq!(metric(&text, "fedstake_rejected_messages_total", "oversized"), 1, "{text}");
-    assert_eq!(metric(&text, "fedstake_joins_total", "unstaked"), 1, "{text}");
+    assert_eq!(
+        metric(&text, "fedstake_rejected_messages_total", "oversized"),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "fedstake_joins_total", "unstaked"),
+        1,
+        "{text}"
+    );
 
     // The replaying client joins, sits out round 1 and in round 2 sends a
     // validly signed AdvertiseKeys of round 1.
-    let (_connection, mut reader, mut writer, answer) =
-        join_raw(address, fingerprint, &net, net.clients[9].address(), &net.clients[9]).await;
-    let ServerMessage::Admitted(admission) = answer else { panic!("{answer:?}") };
+    let (_connection, mut reader, mut writer, answer) = join_raw(
+        address,
+        fingerprint,
+        &net,
+        net.clients[9].address(),
+        &net.clients[9],
+    )
+    .await;
+    let ServerMessage::Admitted(admission) = answer else {
+        panic!("{answer:?}")
+    };
     let frame_limit = task_frame_limit(33).unwrap();
     reader.set_limit(frame_limit);
     writer.set_limit(frame_limit);
@@ -230,15 +356,33 @@ async fn bad_joins_an_oversized_frame_and_a_replay_are_refused_while_the_task_go
                 ServerMessage::Round(announcement) => {
                     let (round, attempt) = (announcement.round, announcement.attempt);
                     if round == 2 {
-                        let Role::SecAgg { group, index, members } = announcement.role else {
+                        let Role::SecAgg {
+                            group,
+                            index,
+                            members,
+                        } = announcement.role
+                        else {
                             panic!("a plain role in a secagg task");
                         };
-                        let old = replay_message(&spec, task_id, &signer, admission.coordinator, (1, group, index, members));
-                        writer.send(&encode(&ClientMessage::SecAgg { message: old })).await.unwrap();
+                        let old = replay_message(
+                            &spec,
+                            task_id,
+                            &signer,
+                            admission.coordinator,
+                            (1, group, index, members),
+                        );
+                        writer
+                            .send(&encode(&ClientMessage::SecAgg { message: old }))
+                            .await
+                            .unwrap();
                         replayed = true;
                     }
                     // Then it bows out, so its group does not wait for it.
-                    let decline = ClientMessage::Decline { round, attempt, reason: "test".into() };
+                    let decline = ClientMessage::Decline {
+                        round,
+                        attempt,
+                        reason: "test".into(),
+                    };
                     writer.send(&encode(&decline)).await.unwrap();
                 }
                 ServerMessage::Finished { .. } => break,
@@ -252,19 +396,41 @@ async fn bad_joins_an_oversized_frame_and_a_replay_are_refused_while_the_task_go
     }
     let settled = serving.await.unwrap().unwrap();
     assert_eq!(settled.len(), 2);
-    assert!(replayer.await.unwrap(), "the replaying client was never drawn for round 2");
+    assert!(
+        replayer.await.unwrap(),
+        "the replaying client was never drawn for round 2"
+    );
     let text = metrics.encode();
-    assert_eq!(metric(&text, "fedstake_rejected_messages_total", "replayed"), 1, "{text}");
-    assert_eq!(metric(&text, "fedstake_joins_total", "unstaked"), 1, "{text}");
-    assert_eq!(metric(&text, "fedstake_joins_total", "bad_signature"), 1, "{text}");
-    assert_eq!(metric(&text, "fedstake_rejected_messages_total", "oversized"), 1, "{text}");
+    assert_eq!(
+        metric(&text, "fedstake_rejected_messages_total", "replayed"),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "fedstake_joins_total", "unstaked"),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "fedstake_joins_total", "bad_signature"),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "fedstake_rejected_messages_total", "oversized"),
+        1,
+        "{text}"
+    );
 }
 
 /// GET /metrics over plain TCP.
 async fn get_metrics(address: SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -282,13 +448,19 @@ fn replay_message(
 ) -> Vec<u8> {
     let (_, topology) = secagg_parameters(spec).unwrap().unwrap();
     let config = SessionConfig {
-        context: RoundId { task_id: task_id.to_be_bytes(), round, attempt: 0 }.group_context(group),
+        context: RoundId {
+            task_id: task_id.to_be_bytes(),
+            round,
+            attempt: 0,
+        }
+        .group_context(group),
         topology,
         dimension: 34,
-        member_addresses: members.iter().map(|a| (*a).into()).collect(),
-        server_address: coordinator.into(),
+        member_addresses: members,
+        server_address: coordinator,
     };
     let identity = Identity::from_secret_bytes(&signer.to_bytes().0).unwrap();
-    let mut session = ClientSession::new(config, index, identity, vec![0; 34], &mut rand::rng()).unwrap();
+    let mut session =
+        ClientSession::new(config, index, identity, vec![0; 34], &mut rand::rng()).unwrap();
     session.advertise_keys().unwrap().to_bytes().unwrap()
 }

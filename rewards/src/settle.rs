@@ -168,7 +168,10 @@ fn evidence_alignment(
 }
 
 /// Scores a round, splits its budget and records the evidence.
-pub fn score_round(params: &SettleParams, inputs: &RoundInputs) -> Result<RoundScores, SettleError> {
+pub fn score_round(
+    params: &SettleParams,
+    inputs: &RoundInputs,
+) -> Result<RoundScores, SettleError> {
     let detector = DuplicateDetector::new(params.duplicate_threshold)?;
     let qualities = match inputs.aggregate {
         Some(aggregate) => RoundContributions {

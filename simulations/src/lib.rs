@@ -6,7 +6,8 @@
 //! memory, so what is measured here is what runs for real. It holds client
 //! data [`partition`]s, [`attack`]s, a federated [`federated::Population`]
 //! advanced round by round, experiment grids ([`experiment`], [`runner`],
-//! [`scoring`], [`secure`], [`report`]).
+//! [`secure`], [`report`]). Rounds are settled (scores, payouts, slashing
+//! evidence) by the coordinator's own [`fedstake_rewards::settle`].
 
 pub mod attack;
 pub mod experiment;
@@ -14,7 +15,6 @@ pub mod federated;
 pub mod partition;
 pub mod report;
 pub mod runner;
-pub mod scoring;
 pub mod secure;
 
 use fedstake_aggregation::AggregationError;
@@ -23,6 +23,7 @@ use fedstake_client::data::DataError;
 use fedstake_client::trainer::TrainError;
 use fedstake_protocol::spec::SpecError;
 use fedstake_rewards::PolicyError;
+use fedstake_rewards::settle::SettleError;
 
 /// Why a simulation could not run.
 #[derive(Debug, thiserror::Error)]
@@ -48,4 +49,23 @@ pub enum SimError {
     /// The payout or slashing policy refused its inputs.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+}
+
+/// Settlement errors keep the lab's variants, so a failure reads the same
+/// whether it came from settling or from the lab itself.
+impl From<SettleError> for SimError {
+    fn from(error: SettleError) -> Self {
+        match error {
+            SettleError::Quality(e) => Self::Quality(e),
+            SettleError::Policy(e) => Self::Policy(e),
+            // The lab's validation loss fails with a `SimError`: hand it back.
+            SettleError::ValidationLoss(e) => match e.downcast::<SimError>() {
+                Ok(e) => *e,
+                Err(e) => Self::Config(e.to_string()),
+            },
+            e @ (SettleError::Attribution(_) | SettleError::NotAttributed(_)) => {
+                Self::Config(e.to_string())
+            }
+        }
+    }
 }

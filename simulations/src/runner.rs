@@ -12,7 +12,8 @@
 //! aggregate. In `secagg` mode the cohort is grouped, each group runs SecAgg+
 //! and the aggregator runs on the group means (see [`crate::secure`]); clients
 //! are scored from group attribution. Then the round budget is split by score
-//! and the slashing rule looks at each client's evidence. A slashed client's
+//! (scoring and split are the coordinator's [`fedstake_rewards::settle`]) and
+//! the slashing rule looks at each client's evidence. A slashed client's
 //! stake falls below the task's minimum, so it is not admitted again.
 
 use std::path::Path;
@@ -22,6 +23,10 @@ use fedstake_aggregation::norm::l2_norm;
 use fedstake_aggregation::{AggregationError, Aggregator, RoundContext, Rule};
 use fedstake_client::data::{DataSource, Dataset, Schema, SyntheticSpec, synthetic};
 use fedstake_client::trainer::{architecture_for, optimizer_for, schedule_for};
+use fedstake_rewards::settle::{
+    GroupRoundInputs, RoundInputs, RoundScores, SettleError, SettleParams, score_groups,
+    score_round,
+};
 use fedstake_rewards::{BasisPoints, SlashingPolicy, SlashingTracker};
 use fedstake_secure_agg::attribution::GroupAttribution;
 use fedstake_secure_agg::session::Phase;
@@ -36,8 +41,7 @@ use crate::attack::Attack;
 use crate::experiment::{DataConfig, DropoutRates, Experiment, GridPoint};
 use crate::federated::{LocalSettings, Population};
 use crate::partition::partition;
-use crate::scoring::{RoundInputs, RoundScores, score_round};
-use crate::secure::{Contributions, GroupRoundInputs, SecureSetup, score_groups};
+use crate::secure::{Contributions, SecureSetup};
 
 /// Salts that keep the random streams of one seed independent.
 const ATTACKER_SALT: u64 = 0xA77A_C4E5;
@@ -296,6 +300,12 @@ fn run_point(
         fraction: BasisPoints::new((experiment.slashing.fraction * 10_000.0).round() as u16)?,
     };
     let mut tracker = SlashingTracker::new(policy)?;
+    let settle = SettleParams {
+        clip_norm: experiment.clip_norm,
+        round_budget: experiment.rewards.round_budget,
+        duplicate_threshold: experiment.scoring.duplicate_threshold,
+        attribution_significance: experiment.scoring.attribution_significance,
+    };
     let secure = experiment.privacy[point.privacy]
         .quantization(experiment.clip_norm, experiment.training.max_examples)?
         .map(|params| SecureSetup::new(clients, params, seed))
@@ -399,8 +409,8 @@ fn run_point(
                         outcome.sums.iter().map(|sum| sum.weight).collect();
                     let aggregate =
                         aggregate_rows(&aggregator, means.view(), &group_weights, &context)?;
-                    let (scored, scores) = score_groups(
-                        experiment,
+                    let (scored, scores, _) = score_groups(
+                        &settle,
                         &GroupRoundInputs {
                             sums: &outcome.sums,
                             means: means.view(),
@@ -440,9 +450,13 @@ fn run_point(
                     let aggregate =
                         aggregate_rows(&aggregator, matrix.view(), &admitted_weights, &context)?;
                     // The sponsor measures harm on its own validation data.
-                    let validation_loss = |delta: &[f32]| population.validation_loss_with(delta);
+                    let validation_loss = |delta: &[f32]| {
+                        population
+                            .validation_loss_with(delta)
+                            .map_err(|e| SettleError::ValidationLoss(Box::new(e)))
+                    };
                     let scores = score_round(
-                        experiment,
+                        &settle,
                         &RoundInputs {
                             cohort: &delivered,
                             updates: &updates,

@@ -225,10 +225,12 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
 
     let spec = TaskSpec::load(&args.task)?;
     let data = load_data(&spec, &args.data)?;
-    let address = args
-        .coordinator
-        .strip_prefix("quic://")
-        .with_context(|| format!("--coordinator {:?} must be quic://HOST:PORT", args.coordinator))?;
+    let address = args.coordinator.strip_prefix("quic://").with_context(|| {
+        format!(
+            "--coordinator {:?} must be quic://HOST:PORT",
+            args.coordinator
+        )
+    })?;
     let coordinator = tokio::net::lookup_host(address)
         .await
         .with_context(|| format!("cannot resolve {address}"))?
@@ -242,13 +244,14 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let fingerprint: [u8; 32] = hex::decode(args.fingerprint.trim_start_matches("0x"))
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
-        .context("--fingerprint must be 64 hex digits (the SHA-256 of the coordinator certificate)")?;
+        .context(
+            "--fingerprint must be 64 hex digits (the SHA-256 of the coordinator certificate)",
+        )?;
     let task_dir = task_dir(&args.task).to_path_buf();
     let options = args.backend.options();
     let seed = args.seed;
-    let trainer: TrainerFactory = Arc::new(move |spec: &TaskSpec| {
-        build_trainer(spec, &task_dir, &options, seed)
-    });
+    let trainer: TrainerFactory =
+        Arc::new(move |spec: &TaskSpec| build_trainer(spec, &task_dir, &options, seed));
     let options = ClientOptions {
         coordinator,
         server_name,
@@ -270,7 +273,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         seed,
     };
     let address = options.signer.address();
-    println!("client {address} joining task {} at {coordinator}", args.task_id);
+    println!(
+        "client {address} joining task {} at {coordinator}",
+        args.task_id
+    );
     let report = run_client(options).await?;
     for result in &report.results {
         println!(

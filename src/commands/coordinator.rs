@@ -72,7 +72,10 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .context("starting the coordinator")?;
     // Printed on stdout, one per line, for operators and scripts.
     println!("listening {}", coordinator.local_addr()?);
-    println!("certificate sha256 {}", hex::encode(coordinator.fingerprint()));
+    println!(
+        "certificate sha256 {}",
+        hex::encode(coordinator.fingerprint())
+    );
     if let Some(metrics) = coordinator.metrics_addr() {
         println!("metrics http://{metrics}/metrics");
     }

@@ -93,8 +93,17 @@ async fn demo(spec: TaskSpec, args: &DemoArgs) -> anyhow::Result<()> {
     let coordinator_key = PrivateKeySigner::random();
 
     // The sponsor escrows the pool.
-    mint_test_token(ledger.chain(), &sponsor, token, sponsor.address(), U256::from(rewards.pool)).await?;
-    ledger.approve(&sponsor, token, U256::from(rewards.pool)).await?;
+    mint_test_token(
+        ledger.chain(),
+        &sponsor,
+        token,
+        sponsor.address(),
+        U256::from(rewards.pool),
+    )
+    .await?;
+    ledger
+        .approve(&sponsor, token, U256::from(rewards.pool))
+        .await?;
     let now = ledger.chain().timestamp().await?;
     let (task_id, _) = ledger
         .create_task(
@@ -158,12 +167,23 @@ async fn demo(spec: TaskSpec, args: &DemoArgs) -> anyhow::Result<()> {
 
     let mut clients = Vec::new();
     for (index, organization) in organizations.iter().enumerate() {
-        let options = client_options(&spec, args, work.path(), address, fingerprint, task_id, index, organization);
+        let options = client_options(
+            &spec,
+            args,
+            work.path(),
+            address,
+            fingerprint,
+            task_id,
+            index,
+            organization,
+        );
         clients.push(tokio::spawn(run_demo_client(options)));
     }
 
     println!();
-    println!("round  attempts  accuracy  groups ok/flagged  paid to honest  paid to poisoner  slashes");
+    println!(
+        "round  attempts  accuracy  groups ok/flagged  paid to honest  paid to poisoner  slashes"
+    );
     let roles: BTreeMap<String, &str> = organizations
         .iter()
         .map(|o| (o.signer.address().to_string(), o.role))
@@ -186,10 +206,15 @@ async fn demo(spec: TaskSpec, args: &DemoArgs) -> anyhow::Result<()> {
     };
 
     // Skip the challenge window on the embedded clock, then everyone claims.
-    ledger.chain().advance_time(rewards.challenge_window + 1).await?;
+    ledger
+        .chain()
+        .advance_time(rewards.challenge_window + 1)
+        .await?;
     let tree = PayoutTree::from_json(&last.payout_tree, "the last round's payout tree")?;
     println!();
-    println!("client                                      role       claimed                    stake left");
+    println!(
+        "client                                      role       claimed                    stake left"
+    );
     for organization in &organizations {
         let account = organization.signer.address();
         let claimed = match tree.amount(account) {
@@ -270,7 +295,12 @@ fn client_options(
 ) -> ClientOptions {
     let seed = args.seed ^ index as u64;
     let trainer: TrainerFactory = Arc::new(move |spec: &TaskSpec| {
-        build_trainer(spec, std::path::Path::new("."), &BackendOptions::default(), seed)
+        build_trainer(
+            spec,
+            std::path::Path::new("."),
+            &BackendOptions::default(),
+            seed,
+        )
     });
     ClientOptions {
         coordinator,
@@ -302,7 +332,10 @@ async fn run_demo_client(options: ClientOptions) -> anyhow::Result<()> {
     match run_client(options.clone()).await {
         Ok(_) => Ok(()),
         Err(ClientRunError::Crashed { round, phase }) => {
-            println!("  (client {} crashed in round {round} at {phase}; restarting)", options.signer.address());
+            println!(
+                "  (client {} crashed in round {round} at {phase}; restarting)",
+                options.signer.address()
+            );
             run_client(ClientOptions {
                 crash: None,
                 ..options
@@ -350,7 +383,9 @@ fn write_report(
     tree: &PayoutTree,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut csv = String::from("round,attempt,accuracy,loss,groups,flagged_groups,paid_honest,paid_poisoner,slashes\n");
+    let mut csv = String::from(
+        "round,attempt,accuracy,loss,groups,flagged_groups,paid_honest,paid_poisoner,slashes\n",
+    );
     let mut markdown = String::from(
         "# fedstake demo\n\n| round | attempt | accuracy | groups | flagged | paid to honest | paid to poisoner | slashes |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );

@@ -130,7 +130,9 @@ pub fn status(state: &Path) -> anyhow::Result<()> {
         attempts.len()
     );
     println!();
-    println!("round  attempt  accuracy   loss    accepted  rejected  paid (base units)          slashes  posted");
+    println!(
+        "round  attempt  accuracy   loss    accepted  rejected  paid (base units)          slashes  posted"
+    );
     let mut totals: std::collections::BTreeMap<String, u128> = std::collections::BTreeMap::new();
     for round in &rounds {
         for (address, amount) in &round.payouts {

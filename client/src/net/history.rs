@@ -115,7 +115,8 @@ impl History {
         role: &str,
         model: &str,
     ) -> Result<bool, HistoryError> {
-        let inserted = self.conn()
+        let inserted = self
+            .conn()
             .execute(
                 "INSERT OR IGNORE INTO attempts (task, round, attempt, role, model)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -152,7 +153,9 @@ impl History {
             .prepare("SELECT round, attempt FROM attempts WHERE task = ?1 ORDER BY round, attempt")
             .map_err(|e| self.wrap(e))?;
         let rows = statement
-            .query_map([task], |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?)))
+            .query_map([task], |row| {
+                Ok((row.get::<_, i64>(0)? as u64, row.get(1)?))
+            })
             .map_err(|e| self.wrap(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.wrap(e))
     }

@@ -109,7 +109,9 @@ impl std::str::FromStr for CrashPoint {
                 Phase::ALL
                     .into_iter()
                     .find(|p| p.name() == name)
-                    .ok_or_else(|| format!("crash point phase {name:?} is not train or a SecAgg+ phase"))?,
+                    .ok_or_else(|| {
+                        format!("crash point phase {name:?} is not train or a SecAgg+ phase")
+                    })?,
             ),
         };
         Ok(Self { round, phase })
@@ -320,9 +322,7 @@ async fn session(
             address: address.into_array(),
         }))
         .await?;
-    let refused = |reason: String| {
-        SessionError::Fatal(ClientRunError::Refused { address, reason })
-    };
+    let refused = |reason: String| SessionError::Fatal(ClientRunError::Refused { address, reason });
     let challenge = match decode_server(&reader.next().await?).map_err(NetError::from)? {
         ServerMessage::Challenge {
             task_id: challenged,
@@ -475,7 +475,8 @@ impl Admitted<'_> {
                 index,
                 members,
             } => {
-                let mut session = self.secagg_session(round, attempt, group, index, &members, &update, weight)?;
+                let mut session =
+                    self.secagg_session(round, attempt, group, index, &members, &update, weight)?;
                 self.crash_if_due(round, Some(Phase::AdvertiseKeys))?;
                 let advertise = session
                     .advertise_keys()
@@ -519,8 +520,8 @@ impl Admitted<'_> {
             context: round_id.group_context(group),
             topology,
             dimension: update.len() + 1,
-            member_addresses: members.iter().map(|a| (*a).into()).collect(),
-            server_address: self.admission.coordinator.into(),
+            member_addresses: members.to_vec(),
+            server_address: self.admission.coordinator,
         };
         let mut rng = rand::rng();
         let input = quantize(update, weight, &params, &mut rng)
@@ -592,7 +593,11 @@ impl Admitted<'_> {
 
     /// Trains from `global` off the async threads; returns the clipped
     /// update and the capped weight.
-    async fn train(&mut self, global: Vec<f32>, round: u64) -> Result<(Vec<f32>, u32), SessionError> {
+    async fn train(
+        &mut self,
+        global: Vec<f32>,
+        round: u64,
+    ) -> Result<(Vec<f32>, u32), SessionError> {
         let mut trainer = self
             .trainer_slot()
             .take()
@@ -601,7 +606,14 @@ impl Admitted<'_> {
         let spec = self.spec.clone();
         let (seed, behaviour) = (self.options.seed, self.options.behaviour);
         let (trainer, outcome) = tokio::task::spawn_blocking(move || {
-            let outcome = local_update(trainer.as_mut(), &data, &global, &spec, (seed, round), behaviour);
+            let outcome = local_update(
+                trainer.as_mut(),
+                &data,
+                &global,
+                &spec,
+                (seed, round),
+                behaviour,
+            );
             (trainer, outcome)
         })
         .await

@@ -46,7 +46,11 @@ fn provider() -> Arc<CryptoProvider> {
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
     // Infallible: 60 s is far below QUIC's 2^62 ms limit.
-    transport.max_idle_timeout(Some(IDLE_TIMEOUT.try_into().expect("60 s is a valid idle timeout")));
+    transport.max_idle_timeout(Some(
+        IDLE_TIMEOUT
+            .try_into()
+            .expect("60 s is a valid idle timeout"),
+    ));
     transport.keep_alive_interval(Some(KEEP_ALIVE));
     Arc::new(transport)
 }

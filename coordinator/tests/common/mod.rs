@@ -223,7 +223,9 @@ pub fn client_seed(index: usize) -> u64 {
 
 /// The trainer every test client builds (the ndarray backend).
 pub fn trainer_factory(seed: u64) -> TrainerFactory {
-    Arc::new(move |spec: &TaskSpec| build_trainer(spec, Path::new("."), &BackendOptions::default(), seed))
+    Arc::new(move |spec: &TaskSpec| {
+        build_trainer(spec, Path::new("."), &BackendOptions::default(), seed)
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
