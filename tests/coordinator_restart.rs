@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::U256;
 use alloy::signers::local::PrivateKeySigner;
 use fedstake_client::data::{SyntheticSpec, synthetic};
 use fedstake_client::net::history::History;
@@ -19,7 +19,7 @@ use fedstake_coordinator::Store;
 use fedstake_protocol::spec::{DEFAULT_CHAIN_ID, TaskSpec};
 use fedstake_rewards::PayoutTree;
 use fedstake_rewards::chain::{Chain, EmbeddedChain};
-use fedstake_rewards::ledger::{TaskParams, embedded_defaults, mint_test_token};
+use fedstake_rewards::ledger::{embedded_defaults, mint_test_token};
 
 const PASSWORD: &str = "restart test";
 const CLIENTS: usize = 10;
@@ -163,19 +163,14 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
         let (task_id, _) = ledger
             .create_task(
                 &sponsor,
-                TaskParams {
-                    specHash: B256::from(spec.spec_hash()),
+                fedstake_coordinator::task_params(
+                    &spec,
                     token,
-                    coordinator: coordinator_key.address(),
-                    arbiter: sponsor.address(),
-                    pool,
-                    minStake: stake,
-                    roundBudgetCap: U256::from(rewards.round_budget),
-                    challengeWindow: rewards.challenge_window,
-                    unbondingPeriod: rewards.unbonding_period,
-                    endTime: now + rewards.duration,
-                    claimDeadline: now + rewards.duration + rewards.claim_period,
-                },
+                    coordinator_key.address(),
+                    sponsor.address(),
+                    now,
+                )
+                .unwrap(),
             )
             .await
             .unwrap();

@@ -77,7 +77,7 @@ enum AttemptEnd {
 
 impl<C: Chain + 'static> Driver<C> {
     fn task_id(&self) -> U256 {
-        self.shared.task_id
+        self.shared.settings.task_id
     }
 
     /// Runs every remaining round and returns all settled rounds.

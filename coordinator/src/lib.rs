@@ -25,14 +25,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use alloy::primitives::U256;
+use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use fedstake_aggregation::Model;
 use fedstake_client::data::Dataset;
 use fedstake_protocol::spec::{Phase, TaskSpec};
 use fedstake_protocol::wire::{Admission, task_frame_limit};
 use fedstake_rewards::chain::Chain;
-use fedstake_rewards::ledger::{Ledger, LedgerError};
+use fedstake_rewards::ledger::{Ledger, LedgerError, TaskParams};
 use fedstake_secure_agg::identity::Identity;
 use tokio::sync::mpsc;
 
@@ -292,6 +292,35 @@ impl<C: Chain + 'static> Coordinator<C> {
         }
         result
     }
+}
+
+/// The on-chain parameters of a task created now (`now`: the chain's
+/// timestamp) from `spec`'s `[rewards]`: what `task create`, the demo and
+/// the tests escrow.
+pub fn task_params(
+    spec: &TaskSpec,
+    token: Address,
+    coordinator: Address,
+    arbiter: Address,
+    now: u64,
+) -> Result<TaskParams, CoordinatorError> {
+    let rewards = spec.rewards.as_ref().ok_or_else(|| {
+        CoordinatorError::Config("the task spec has no [rewards] section to escrow".into())
+    })?;
+    let end_time = now + rewards.duration;
+    Ok(TaskParams {
+        specHash: B256::from(spec.spec_hash()),
+        token,
+        coordinator,
+        arbiter,
+        pool: U256::from(rewards.pool),
+        minStake: U256::from(rewards.min_stake),
+        roundBudgetCap: U256::from(rewards.round_budget),
+        challengeWindow: rewards.challenge_window,
+        unbondingPeriod: rewards.unbonding_period,
+        endTime: end_time,
+        claimDeadline: end_time + rewards.claim_period,
+    })
 }
 
 /// The global model after the stored rounds, with the settler's state

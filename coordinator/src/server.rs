@@ -71,20 +71,8 @@ pub struct Link {
 pub struct Shared<C> {
     /// The reward contract.
     pub ledger: Arc<Ledger<C>>,
-    /// The task.
-    pub task_id: U256,
-    /// The minimum stake, from the contract.
-    pub min_stake: U256,
-    /// The coordinator certificate's fingerprint.
-    pub certificate_sha256: [u8; 32],
-    /// What admitted clients are told.
-    pub admission: Admission,
-    /// Frame limit after admission.
-    pub frame_limit: u32,
-    /// How long a join may take.
-    pub join_deadline: Duration,
-    /// Most clients admitted at once.
-    pub max_clients: usize,
+    /// The task and the connection settings.
+    pub settings: SharedSettings,
     /// Admitted clients by address.
     pub links: Mutex<HashMap<Address, Link>>,
     /// Models clients may download, by content hash.
@@ -99,7 +87,7 @@ pub struct Shared<C> {
 impl<C> std::fmt::Debug for Shared<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("task_id", &self.task_id)
+            .field("task_id", &self.settings.task_id)
             .finish()
     }
 }
@@ -133,13 +121,7 @@ impl<C: Chain + 'static> Shared<C> {
     ) -> Self {
         Self {
             ledger,
-            task_id: settings.task_id,
-            min_stake: settings.min_stake,
-            certificate_sha256: settings.certificate_sha256,
-            admission: settings.admission,
-            frame_limit: settings.frame_limit,
-            join_deadline: settings.join_deadline,
-            max_clients: settings.max_clients,
+            settings,
             links: Mutex::new(HashMap::new()),
             models: RwLock::new(HashMap::new()),
             events,
@@ -222,7 +204,7 @@ async fn serve_connection<C: Chain + 'static>(
 ) {
     let remote = connection.remote_address();
     let Ok(Ok((send, recv))) =
-        tokio::time::timeout(shared.join_deadline, connection.accept_bi()).await
+        tokio::time::timeout(shared.settings.join_deadline, connection.accept_bi()).await
     else {
         connection.close(close::PROTOCOL.into(), b"no control stream");
         return;
@@ -230,7 +212,7 @@ async fn serve_connection<C: Chain + 'static>(
     let mut reader = FrameReader::new(recv, JOIN_FRAME_LIMIT);
     let mut writer = FrameWriter::new(send, JOIN_FRAME_LIMIT);
     let joined = tokio::time::timeout(
-        shared.join_deadline,
+        shared.settings.join_deadline,
         join(&shared, &mut reader, &mut writer),
     )
     .await
@@ -252,8 +234,8 @@ async fn serve_connection<C: Chain + 'static>(
             return;
         }
     };
-    reader.set_limit(shared.frame_limit);
-    writer.set_limit(shared.frame_limit);
+    reader.set_limit(shared.settings.frame_limit);
+    writer.set_limit(shared.settings.frame_limit);
     let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
     let (outbox, mut outgoing) = mpsc::unbounded_channel::<ServerMessage>();
     let link = Link {
@@ -325,12 +307,12 @@ async fn join<C: Chain + 'static>(
         return Err(refuse("malformed", "the first message must be Hello"));
     };
     let address = Address::from(address);
-    if U256::from_be_bytes(task_id) != shared.task_id {
+    if U256::from_be_bytes(task_id) != shared.settings.task_id {
         return Err(refuse(
             "wrong_task",
             format!(
                 "this coordinator runs task {}, not {}",
-                shared.task_id,
+                shared.settings.task_id,
                 U256::from_be_bytes(task_id)
             ),
         ));
@@ -338,15 +320,15 @@ async fn join<C: Chain + 'static>(
     let mut nonce = [0u8; 32];
     rand::rng().fill_bytes(&mut nonce);
     let challenge = JoinChallenge {
-        task_id: shared.task_id,
+        task_id: shared.settings.task_id,
         nonce,
-        certificate_sha256: shared.certificate_sha256,
+        certificate_sha256: shared.settings.certificate_sha256,
     };
     writer
         .send(&encode(&ServerMessage::Challenge {
             task_id,
             nonce,
-            certificate_sha256: shared.certificate_sha256,
+            certificate_sha256: shared.settings.certificate_sha256,
         }))
         .await
         .map_err(malformed)?;
@@ -360,31 +342,33 @@ async fn join<C: Chain + 'static>(
         .map_err(|e| refuse("bad_signature", e.to_string()))?;
     let stake = shared
         .ledger
-        .stake_of(shared.task_id, address)
+        .stake_of(shared.settings.task_id, address)
         .await
         .map_err(|e| refuse("chain", format!("cannot read the stake of {address}: {e}")))?;
-    if stake.active < shared.min_stake {
+    if stake.active < shared.settings.min_stake {
         return Err(refuse(
             "unstaked",
             format!(
                 "{address} has {} staked in task {}; the minimum is {}",
-                stake.active, shared.task_id, shared.min_stake
+                stake.active, shared.settings.task_id, shared.settings.min_stake
             ),
         ));
     }
-    if lock(&shared.links).len() >= shared.max_clients
+    if lock(&shared.links).len() >= shared.settings.max_clients
         && !lock(&shared.links).contains_key(&address)
     {
         return Err(refuse(
             "full",
             format!(
                 "the coordinator admits at most {} clients",
-                shared.max_clients
+                shared.settings.max_clients
             ),
         ));
     }
     writer
-        .send(&encode(&ServerMessage::Admitted(shared.admission.clone())))
+        .send(&encode(&ServerMessage::Admitted(
+            shared.settings.admission.clone(),
+        )))
         .await
         .map_err(malformed)?;
     Ok(address)

@@ -464,3 +464,59 @@ fn replay_message(
         ClientSession::new(config, index, identity, vec![0; 34], &mut rand::rng()).unwrap();
     session.advertise_keys().unwrap().to_bytes().unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_rounds_slash_sign_flippers_on_chain_with_their_own_signatures() {
+    // Clients 0 and 1 flip and scale their updates; the median rejects them
+    // and their signed updates are the evidence of the slashes.
+    let net = common::setup(common::plain_median_spec(3, 8), 8).await;
+    let coordinator = net.coordinator(false).await;
+    let (address, fingerprint) = (coordinator.local_addr().unwrap(), coordinator.fingerprint());
+    let serving = tokio::spawn(coordinator.run());
+    let clients: Vec<_> = (0..8)
+        .map(|index| {
+            let mut options = net.client(index, address, fingerprint, None);
+            if index < 2 {
+                options.behaviour = Behaviour::SignFlip { scale: 10.0 };
+            }
+            tokio::spawn(run_client(options))
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap().unwrap();
+    }
+    let settled = serving.await.unwrap().unwrap();
+    let slashed: Vec<Address> = settled
+        .iter()
+        .flat_map(|r| r.slashes.iter().map(|(a, _)| a.parse().unwrap()))
+        .collect();
+    let poisoners = [net.clients[0].address(), net.clients[1].address()];
+    assert_eq!(slashed.len(), 2, "{settled:?}");
+    assert!(slashed.iter().all(|a| poisoners.contains(a)), "{slashed:?}");
+    // The contract checked each slash's EIP-712 signature and took half of
+    // the poisoners' stake; the honest stakes are whole.
+    let full = common::stake_amount(&net.spec);
+    for (index, signer) in net.clients.iter().enumerate() {
+        let stake = net
+            .ledger
+            .stake_of(net.task_id, signer.address())
+            .await
+            .unwrap();
+        let expected = if index < 2 {
+            full / alloy::primitives::U256::from(2)
+        } else {
+            full
+        };
+        assert_eq!(stake.active, expected, "client {index}");
+    }
+    // The poisoners earned less than any honest client.
+    let last = settled.last().unwrap();
+    let tree = fedstake_rewards::PayoutTree::from_json(&last.payout_tree, "last").unwrap();
+    let paid = |a: Address| tree.amount(a).unwrap_or_default();
+    let least_honest = net.clients[2..]
+        .iter()
+        .map(|s| paid(s.address()))
+        .min()
+        .unwrap();
+    assert!(poisoners.iter().all(|&p| paid(p) < least_honest));
+}

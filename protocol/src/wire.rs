@@ -44,8 +44,11 @@ const FRAME_OVERHEAD: u64 = 2 << 20;
 /// have `dimension` coordinates: 4 bytes per coordinate plus the weight
 /// coordinate, plus [`FRAME_OVERHEAD`]. `None` when that exceeds `u32`.
 pub fn task_frame_limit(dimension: usize) -> Option<u32> {
-    let vector = 4 * (dimension as u64 + 1);
-    u32::try_from(vector + FRAME_OVERHEAD).ok()
+    let bytes = (dimension as u64)
+        .checked_add(1)?
+        .checked_mul(4)?
+        .checked_add(FRAME_OVERHEAD)?;
+    u32::try_from(bytes).ok()
 }
 
 /// Why bytes are not a message.

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::U256;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, bail};
 use fedstake_client::data::{Dataset, SyntheticSpec, synthetic};
@@ -21,11 +21,13 @@ use fedstake_client::net::session::{
     Behaviour, ClientOptions, ClientRunError, CrashPoint, Reconnect, TrainerFactory, run_client,
 };
 use fedstake_client::trainer::{BackendOptions, build_trainer};
-use fedstake_coordinator::{Coordinator, CoordinatorConfig, RoundReport, SettledRound};
+use fedstake_coordinator::{
+    Coordinator, CoordinatorConfig, RoundReport, SettledRound, task_params,
+};
 use fedstake_protocol::spec::{DEFAULT_CHAIN_ID, TaskSpec};
 use fedstake_rewards::PayoutTree;
 use fedstake_rewards::chain::{AnyChain, Chain, EmbeddedChain};
-use fedstake_rewards::ledger::{TaskParams, embedded_defaults, mint_test_token};
+use fedstake_rewards::ledger::{embedded_defaults, mint_test_token};
 use fedstake_secure_agg::session::Phase;
 use fedstake_simulations::partition::{Partition, partition};
 
@@ -108,19 +110,13 @@ async fn demo(spec: TaskSpec, args: &DemoArgs) -> anyhow::Result<()> {
     let (task_id, _) = ledger
         .create_task(
             &sponsor,
-            TaskParams {
-                specHash: B256::from(spec.spec_hash()),
+            task_params(
+                &spec,
                 token,
-                coordinator: coordinator_key.address(),
-                arbiter: sponsor.address(),
-                pool: U256::from(rewards.pool),
-                minStake: U256::from(rewards.min_stake),
-                roundBudgetCap: U256::from(rewards.round_budget),
-                challengeWindow: rewards.challenge_window,
-                unbondingPeriod: rewards.unbonding_period,
-                endTime: now + rewards.duration,
-                claimDeadline: now + rewards.duration + rewards.claim_period,
-            },
+                coordinator_key.address(),
+                sponsor.address(),
+                now,
+            )?,
         )
         .await?;
     println!(

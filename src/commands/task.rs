@@ -47,10 +47,9 @@ pub async fn create(
     coordinator: Option<alloy::primitives::Address>,
     no_approve: bool,
 ) -> anyhow::Result<()> {
-    use alloy::primitives::{Address, B256, U256};
+    use alloy::primitives::Address;
     use anyhow::Context;
     use fedstake_rewards::chain::Chain;
-    use fedstake_rewards::ledger::TaskParams;
 
     let spec = TaskSpec::load(path)?;
     let rewards = spec
@@ -70,20 +69,14 @@ pub async fn create(
         .arbiter_address()?
         .map_or(sponsor.address(), Address::from);
     let now = ledger.chain().timestamp().await?;
-    let end_time = now + rewards.duration;
-    let params = TaskParams {
-        specHash: B256::from(spec.spec_hash()),
+    let params = fedstake_coordinator::task_params(
+        &spec,
         token,
-        coordinator: coordinator.unwrap_or(sponsor.address()),
+        coordinator.unwrap_or(sponsor.address()),
         arbiter,
-        pool: U256::from(rewards.pool),
-        minStake: U256::from(rewards.min_stake),
-        roundBudgetCap: U256::from(rewards.round_budget),
-        challengeWindow: rewards.challenge_window,
-        unbondingPeriod: rewards.unbonding_period,
-        endTime: end_time,
-        claimDeadline: end_time + rewards.claim_period,
-    };
+        now,
+    )?;
+    let end_time = params.endTime;
     if !no_approve && ledger.allowance(token, sponsor.address()).await? < params.pool {
         ledger.approve(&sponsor, token, params.pool).await?;
         println!(

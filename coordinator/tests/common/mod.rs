@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::U256;
 use alloy::signers::local::PrivateKeySigner;
 use fedstake_client::data::{Dataset, SyntheticSpec, synthetic};
 use fedstake_client::net::session::{
@@ -16,7 +16,7 @@ use fedstake_client::trainer::{BackendOptions, build_trainer};
 use fedstake_coordinator::{Coordinator, CoordinatorConfig};
 use fedstake_protocol::spec::{DEFAULT_CHAIN_ID, TaskSpec};
 use fedstake_rewards::chain::{Chain, EmbeddedChain};
-use fedstake_rewards::ledger::{Ledger, TaskParams, embedded_defaults, mint_test_token};
+use fedstake_rewards::ledger::{Ledger, embedded_defaults, mint_test_token};
 
 /// A secagg task: logistic regression on 10 features and 3 classes, groups
 /// of 5 (each tolerates one dropout), short deadlines.
@@ -82,6 +82,23 @@ fraction = 0.1
     .unwrap()
 }
 
+/// The same task in plain mode with the coordinate-wise median and a
+/// slashing rule of 2 flags in 3 rounds taking half the stake.
+pub fn plain_median_spec(rounds: u32, cohort: u32) -> TaskSpec {
+    let text = secagg_spec(rounds, cohort, cohort).to_toml_string();
+    let text = text
+        .replace(
+            "mode = \"secagg\"\ngroup_size = 5\nthreshold = 3",
+            "mode = \"plain\"",
+        )
+        .replace("rule = \"fedavg\"", "rule = \"median\"")
+        .replace("fraction = 0.1", "fraction = 0.5");
+    let spec = TaskSpec::from_toml_str(&text).unwrap();
+    assert_eq!(spec.privacy.mode(), "plain", "{text}");
+    assert_eq!(spec.aggregation.rule.name(), "median", "{text}");
+    spec
+}
+
 /// What the tests need of a task.
 pub struct Net {
     pub dir: tempfile::TempDir,
@@ -117,19 +134,14 @@ pub async fn setup(spec: TaskSpec, clients: usize) -> Net {
     let (task_id, _) = ledger
         .create_task(
             &sponsor,
-            TaskParams {
-                specHash: B256::from(spec.spec_hash()),
+            fedstake_coordinator::task_params(
+                &spec,
                 token,
-                coordinator: coordinator.address(),
-                arbiter: sponsor.address(),
-                pool,
-                minStake: U256::from(rewards.min_stake),
-                roundBudgetCap: U256::from(rewards.round_budget),
-                challengeWindow: rewards.challenge_window,
-                unbondingPeriod: rewards.unbonding_period,
-                endTime: now + rewards.duration,
-                claimDeadline: now + rewards.duration + rewards.claim_period,
-            },
+                coordinator.address(),
+                sponsor.address(),
+                now,
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
