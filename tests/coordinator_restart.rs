@@ -324,4 +324,26 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
         ledger.task(U256::from(1)).await.unwrap().claimedTotal,
         U256::from(posted)
     );
+
+    // `task status` reads the same store.
+    let status = Command::new(env!("CARGO_BIN_EXE_fedstake"))
+        .args([
+            "task",
+            "status",
+            "--state",
+            dir.path().join("coordinator").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let text = String::from_utf8(status.stdout).unwrap();
+    assert!(text.contains("4 rounds settled"), "{text}");
+    let rows: Vec<&str> = text.lines().filter(|l| l.ends_with(" done")).collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    let attempt = settled[2].attempt.to_string();
+    assert_eq!(
+        rows[2].split_whitespace().nth(1),
+        Some(attempt.as_str()),
+        "{text}"
+    );
 }
