@@ -121,7 +121,7 @@ fn main() {
             net.data[0].len()
         );
 
-        let coordinator = net.coordinator(false).await;
+        let coordinator = net.coordinator(false, 1000).await;
         let (address, fingerprint) = (coordinator.local_addr().unwrap(), coordinator.fingerprint());
         let metrics = coordinator.metrics();
         let started = Instant::now();

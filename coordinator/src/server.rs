@@ -354,9 +354,11 @@ async fn join<C: Chain + 'static>(
             ),
         ));
     }
-    if lock(&shared.links).len() >= shared.settings.max_clients
-        && !lock(&shared.links).contains_key(&address)
-    {
+    let full = {
+        let links = lock(&shared.links);
+        links.len() >= shared.settings.max_clients && !links.contains_key(&address)
+    };
+    if full {
         return Err(refuse(
             "full",
             format!(

@@ -47,6 +47,12 @@ pub enum StoreError {
         /// Spec hash asked for.
         spec: String,
     },
+    /// There is no store at the path.
+    #[error("no coordinator store at {path} (is it the coordinator's --state directory?)")]
+    Missing {
+        /// The database file.
+        path: PathBuf,
+    },
     /// A stored row could not be decoded.
     #[error("coordinator store {path}: corrupt {what}: {reason}")]
     Corrupt {
@@ -206,9 +212,8 @@ impl Store {
     /// returns it with its task id and spec hash.
     pub fn inspect(path: &Path) -> Result<(Self, String, String), StoreError> {
         if !path.exists() {
-            return Err(StoreError::Sqlite {
+            return Err(StoreError::Missing {
                 path: path.to_path_buf(),
-                source: rusqlite::Error::InvalidPath(path.to_path_buf()),
             });
         }
         let connection =

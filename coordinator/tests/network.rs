@@ -43,7 +43,7 @@ fn stored_models(store: &Store, rounds: &[fedstake_coordinator::SettledRound]) -
 async fn twenty_clients_lose_a_fifth_at_random_phases_and_every_sum_is_exactly_the_survivors() {
     let rounds = 5;
     let net = setup(secagg_spec(rounds, 20, 10), 20).await;
-    let coordinator = net.coordinator(false).await;
+    let coordinator = net.coordinator(false, 1000).await;
     let (address, fingerprint) = (coordinator.local_addr().unwrap(), coordinator.fingerprint());
     let serving = tokio::spawn(coordinator.run());
 
@@ -259,7 +259,7 @@ async fn bad_joins_an_oversized_frame_and_a_replay_are_refused_while_the_task_go
     // Clients 0..9 are honest, 9 replays a message, 10 sends an oversized
     // frame; an unstaked key and a forged signature are refused at join.
     let net = setup(secagg_spec(2, 10, 10), 11).await;
-    let coordinator = net.coordinator(true).await;
+    let coordinator = net.coordinator(true, 1000).await;
     let (address, fingerprint) = (coordinator.local_addr().unwrap(), coordinator.fingerprint());
     let metrics_address = coordinator.metrics_addr().unwrap();
     let metrics = coordinator.metrics();
@@ -470,7 +470,7 @@ async fn plain_rounds_slash_sign_flippers_on_chain_with_their_own_signatures() {
     // Clients 0 and 1 flip and scale their updates; the median rejects them
     // and their signed updates are the evidence of the slashes.
     let net = common::setup(common::plain_median_spec(3, 8), 8).await;
-    let coordinator = net.coordinator(false).await;
+    let coordinator = net.coordinator(false, 1000).await;
     let (address, fingerprint) = (coordinator.local_addr().unwrap(), coordinator.fingerprint());
     let serving = tokio::spawn(coordinator.run());
     let clients: Vec<_> = (0..8)
@@ -519,4 +519,25 @@ async fn plain_rounds_slash_sign_flippers_on_chain_with_their_own_signatures() {
         .min()
         .unwrap();
     assert!(poisoners.iter().all(|&p| paid(p) < least_honest));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_coordinator_refuses_the_next_client_and_readmits_a_reconnecting_one() {
+    let net = setup(secagg_spec(1, 5, 5), 2).await;
+    let coordinator = net.coordinator(false, 1).await;
+    let (address, fingerprint) = (coordinator.local_addr().unwrap(), coordinator.fingerprint());
+    let first = &net.clients[0];
+    let (_kept, _reader, _writer, answer) =
+        join_raw(address, fingerprint, &net, first.address(), first).await;
+    assert!(matches!(answer, ServerMessage::Admitted(_)), "{answer:?}");
+    let second = &net.clients[1];
+    let (_, _, _, answer) = join_raw(address, fingerprint, &net, second.address(), second).await;
+    let ServerMessage::Refused { reason } = answer else {
+        panic!("{answer:?}")
+    };
+    assert!(reason.contains("at most 1 clients"), "{reason}");
+    // The admitted address may reconnect (its new connection replaces the old).
+    let (_, _, _, answer) = join_raw(address, fingerprint, &net, first.address(), first).await;
+    assert!(matches!(answer, ServerMessage::Admitted(_)), "{answer:?}");
+    drop(coordinator);
 }

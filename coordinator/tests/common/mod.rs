@@ -186,8 +186,12 @@ impl Net {
         self.dir.path().join("coordinator")
     }
 
-    /// Starts the coordinator on loopback.
-    pub async fn coordinator(&self, metrics: bool) -> Coordinator<EmbeddedChain> {
+    /// Starts the coordinator on loopback, admitting `max_clients` at once.
+    pub async fn coordinator(
+        &self,
+        metrics: bool,
+        max_clients: usize,
+    ) -> Coordinator<EmbeddedChain> {
         Coordinator::start(
             CoordinatorConfig {
                 spec: self.spec.clone(),
@@ -198,7 +202,7 @@ impl Net {
                 signer: self.coordinator.clone(),
                 validation: self.validation.clone(),
                 init_seed: 1,
-                max_clients: 1000,
+                max_clients,
                 names: Vec::new(),
             },
             Arc::clone(&self.ledger),
