@@ -79,7 +79,18 @@ enum Command {
 enum CoordinatorCommand {
     /// Serve a task: admit staked clients over QUIC, run its rounds with
     /// secure aggregation, post rewards and slashes on chain.
-    Serve(commands::coordinator::ServeArgs),
+    Serve(Box<commands::coordinator::ServeArgs>),
+    /// Create the coordinator's TLS certificate (kept in --state) before the
+    /// task exists, and print its SHA-256 for the task's
+    /// `[coordinator] tls_fingerprint`.
+    Certificate {
+        /// The coordinator's state directory (the one `serve --state` uses).
+        #[arg(long, default_value = "coordinator")]
+        state: PathBuf,
+        /// DNS names for the certificate besides localhost.
+        #[arg(long)]
+        name: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -268,6 +279,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Coordinator(CoordinatorCommand::Serve(args)) => {
             block_on(commands::coordinator::serve(&args))
+        }
+        Command::Coordinator(CoordinatorCommand::Certificate { state, name }) => {
+            commands::coordinator::certificate(&state, &name)
         }
         Command::Client(ClientCommand::Run(args)) => block_on(commands::client::run(&args)),
         Command::Task(TaskCommand::Status { state }) => commands::task::status(&state),

@@ -290,3 +290,37 @@ fn sim_run_writes_a_run_folder_and_refuses_bad_experiments() {
     let err = stderr(&output);
     assert!(err.contains("bad.toml") && err.contains("clients"), "{err}");
 }
+
+#[test]
+fn coordinator_certificate_is_made_once_and_client_run_needs_a_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("coordinator");
+    let state = state.to_str().unwrap();
+    let first = fedstake(&["coordinator", "certificate", "--state", state]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let fingerprint = stdout(&first).trim().to_string();
+    assert_eq!(fingerprint.len(), 64, "{fingerprint}");
+    assert!(fingerprint.chars().all(|c| c.is_ascii_hexdigit()));
+    let again = fedstake(&["coordinator", "certificate", "--state", state]);
+    assert_eq!(stdout(&again).trim(), fingerprint);
+
+    // The demo task names no coordinator: client run needs the flags.
+    let output = fedstake(&[
+        "client",
+        "run",
+        "--task",
+        example("task-demo.toml").to_str().unwrap(),
+        "--task-id",
+        "1",
+        "--data",
+        "synthetic:50",
+        "--key",
+        dir.path().join("missing.json").to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("no --coordinator"),
+        "{}",
+        stderr(&output)
+    );
+}

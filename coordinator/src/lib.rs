@@ -176,6 +176,20 @@ impl<C: Chain + 'static> Coordinator<C> {
         let mut settler = Settler::new(spec, config.validation.clone())?;
         let global = restore(&store, &mut settler, config.init_seed)?;
         let certificate = Certificate::load_or_create(&config.state_dir, &config.names)?;
+        if let Some(pinned) = &spec.coordinator {
+            let pinned = pinned
+                .fingerprint()
+                .map_err(|e| CoordinatorError::Config(e.to_string()))?;
+            if pinned != certificate.fingerprint() {
+                return Err(CoordinatorError::Config(format!(
+                    "the task pins coordinator certificate {}, but {} holds {}; \
+                     serve with the state directory whose certificate the task names",
+                    hex::encode(pinned),
+                    config.state_dir.display(),
+                    hex::encode(certificate.fingerprint())
+                )));
+            }
+        }
         let server_config = fedstake_client::net::tls::server_config(
             certificate.der.clone(),
             certificate.key.clone(),

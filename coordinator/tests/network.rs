@@ -541,3 +541,36 @@ async fn a_full_coordinator_refuses_the_next_client_and_readmits_a_reconnecting_
     assert!(matches!(answer, ServerMessage::Admitted(_)), "{answer:?}");
     drop(coordinator);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_pinning_another_certificate_is_refused_at_start() {
+    let mut spec = secagg_spec(1, 5, 5);
+    spec.coordinator = Some(fedstake_protocol::spec::CoordinatorSpec {
+        address: "127.0.0.1:4433".into(),
+        tls_fingerprint: "ab".repeat(32),
+    });
+    spec.validate().unwrap();
+    let net = setup(spec, 1).await;
+    let config = fedstake_coordinator::CoordinatorConfig {
+        spec: net.spec.clone(),
+        task_id: net.task_id,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        metrics: None,
+        state_dir: net.coordinator_state(),
+        signer: net.coordinator.clone(),
+        validation: net.validation.clone(),
+        init_seed: 1,
+        max_clients: 10,
+        names: Vec::new(),
+    };
+    let error =
+        fedstake_coordinator::Coordinator::start(config, std::sync::Arc::clone(&net.ledger))
+            .await
+            .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("pins coordinator certificate {}", "ab".repeat(32))),
+        "{error}"
+    );
+}

@@ -179,13 +179,15 @@ pub struct RunArgs {
     /// The task spec (TOML); the coordinator's must hash the same.
     #[arg(long)]
     task: PathBuf,
-    /// The coordinator: quic://HOST:PORT.
+    /// The coordinator: quic://HOST:PORT (default: the task's
+    /// `[coordinator] address`).
     #[arg(long)]
-    coordinator: String,
+    coordinator: Option<String>,
     /// SHA-256 of the coordinator's certificate (hex), as the sponsor
-    /// published it; any other certificate is refused.
+    /// published it; any other certificate is refused (default: the task's
+    /// `[coordinator] tls_fingerprint`).
     #[arg(long)]
-    fingerprint: String,
+    fingerprint: Option<String>,
     /// The on-chain task id.
     #[arg(long)]
     task_id: alloy::primitives::U256,
@@ -225,28 +227,41 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
 
     let spec = TaskSpec::load(&args.task)?;
     let data = load_data(&spec, &args.data)?;
-    let address = args.coordinator.strip_prefix("quic://").with_context(|| {
-        format!(
-            "--coordinator {:?} must be quic://HOST:PORT",
-            args.coordinator
-        )
-    })?;
-    let coordinator = tokio::net::lookup_host(address)
+    let named = spec.coordinator.as_ref();
+    let address = match (&args.coordinator, named) {
+        (Some(url), _) => url
+            .strip_prefix("quic://")
+            .with_context(|| format!("--coordinator {url:?} must be quic://HOST:PORT"))?
+            .to_string(),
+        (None, Some(named)) => named.address.clone(),
+        (None, None) => anyhow::bail!(
+            "no --coordinator, and {} has no [coordinator] address",
+            args.task.display()
+        ),
+    };
+    let fingerprint: [u8; 32] = match (&args.fingerprint, named) {
+        (Some(text), _) => hex::decode(text.trim_start_matches("0x"))
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .context(
+                "--fingerprint must be 64 hex digits (the SHA-256 of the coordinator certificate)",
+            )?,
+        (None, Some(named)) => named.fingerprint()?,
+        (None, None) => anyhow::bail!(
+            "no --fingerprint, and {} has no [coordinator] tls_fingerprint",
+            args.task.display()
+        ),
+    };
+    let coordinator = tokio::net::lookup_host(address.as_str())
         .await
         .with_context(|| format!("cannot resolve {address}"))?
         .next()
         .with_context(|| format!("{address} resolves to no address"))?;
     let server_name = address
         .rsplit_once(':')
-        .map_or(address, |(host, _)| host)
+        .map_or(address.as_str(), |(host, _)| host)
         .trim_matches(|c| c == '[' || c == ']')
         .to_string();
-    let fingerprint: [u8; 32] = hex::decode(args.fingerprint.trim_start_matches("0x"))
-        .ok()
-        .and_then(|bytes| bytes.try_into().ok())
-        .context(
-            "--fingerprint must be 64 hex digits (the SHA-256 of the coordinator certificate)",
-        )?;
     let task_dir = task_dir(&args.task).to_path_buf();
     let options = args.backend.options();
     let seed = args.seed;

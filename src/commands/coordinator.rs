@@ -83,3 +83,12 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     println!("task {} finished: {} rounds", args.task_id, rounds.len());
     Ok(())
 }
+
+/// `fedstake coordinator certificate`: creates the coordinator's TLS
+/// certificate in its state directory (or reads the existing one) and prints
+/// its SHA-256, the `[coordinator] tls_fingerprint` of the task spec.
+pub fn certificate(state: &std::path::Path, names: &[String]) -> anyhow::Result<()> {
+    let certificate = fedstake_coordinator::identity::Certificate::load_or_create(state, names)?;
+    println!("{}", hex::encode(certificate.fingerprint()));
+    Ok(())
+}
