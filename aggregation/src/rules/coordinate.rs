@@ -2,15 +2,38 @@
 //! and the trimmed-mean stage of Bulyan. All three are unweighted.
 //!
 //! # How
-//! Each coordinate's `m` values are sorted by a fixed sorting network
-//! (Batcher's odd-even merge sort, `O(m log^2 m)` comparators) run on
-//! [`LANES`] neighbouring coordinates at once: every comparator is a lane-wise
-//! min/max over a block of `m x LANES` values in L1, which the compiler
-//! vectorizes. Nothing branches on the data and nothing is allocated per
-//! coordinate (each thread keeps its buffers). At `n = 100` this is about 3x
-//! faster than `select_nth_unstable` per coordinate, whose partitions
-//! mispredict branches; the network's min/max instructions are most of the
-//! time, so the rules run well below memory bandwidth (see the benchmarks).
+//! Coordinates are processed in blocks of [`LANES`] neighbours, each block's
+//! `m x LANES` values contiguous in a per-thread tile. Nothing branches on the
+//! data (but the rare ties below) and nothing is allocated per coordinate
+//! (each thread keeps its buffers).
+//!
+//! The median, and a trimmed mean that drops more than [`MAX_BUFFER`] values
+//! at each end, sort each coordinate's `m` values with a fixed sorting network
+//! (Batcher's odd-even merge sort, `O(m log^2 m)` comparators): every
+//! comparator is a lane-wise min/max over the block in L1, which the compiler
+//! vectorizes. At `n = 100` this is about 3x faster than `select_nth_unstable`
+//! per coordinate, whose partitions mispredict branches.
+//!
+//! The trimmed mean otherwise needs no sort, only its two cuts: the `k`-th
+//! lowest value `lo` and the `k`-th highest `hi`. For [`WIDTH`] coordinates at
+//! a time (one SSE register), two sorted buffers of `K` values (`K` the power
+//! of two `>= k`) keep the lowest and highest values seen: runs of `K` values
+//! are sorted by a written-out network, and each run is merged into both
+//! buffers by comparing run and buffer head to tail (which leaves the `K`
+//! lowest, respectively highest, as a bitonic sequence) and a bitonic merge;
+//! the last `m mod K` values are inserted one by one. A run's sort serves both
+//! ends. At `m = 100, k = 10` (`K = 16`) that is about 1,800 min/max
+//! operations per coordinate, not much fewer than the sorting network's 2,200,
+//! but on registers: the network works on the block in L1, a load and a store
+//! per operand, and that traffic was most of its time. One pass
+//! over the block then sums, per coordinate, the values strictly between
+//! `lo` and `hi` and counts the inputs at or beyond a cut. When exactly `k`
+//! values are `<= lo` and `k` are `>= hi` (always, unless a cut value is
+//! shared with a kept value), that is the kept sum and the trimmed inputs;
+//! otherwise the coordinate is recounted with the tie sharing below and the
+//! kept copies of `lo` and `hi` are added to its sum. The mean is that sum
+//! divided by `m - 2k`, summed in input order rather than sorted order (it
+//! differs from the sorted sum by rounding only).
 //!
 //! # Verdicts
 //! With `k` values trimmed at each end of a coordinate's `m` sorted values,
