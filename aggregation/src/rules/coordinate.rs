@@ -2,15 +2,38 @@
 //! and the trimmed-mean stage of Bulyan. All three are unweighted.
 //!
 //! # How
-//! Each coordinate's `m` values are sorted by a fixed sorting network
-//! (Batcher's odd-even merge sort, `O(m log^2 m)` comparators) run on
-//! [`LANES`] neighbouring coordinates at once: every comparator is a lane-wise
-//! min/max over a block of `m x LANES` values in L1, which the compiler
-//! vectorizes. Nothing branches on the data and nothing is allocated per
-//! coordinate (each thread keeps its buffers). At `n = 100` this is about 3x
-//! faster than `select_nth_unstable` per coordinate, whose partitions
-//! mispredict branches; the network's min/max instructions are most of the
-//! time, so the rules run well below memory bandwidth (see the benchmarks).
+//! Coordinates are processed in blocks of [`LANES`] neighbours, each block's
+//! `m x LANES` values contiguous in a per-thread tile. Nothing branches on the
+//! data (but the rare ties below) and nothing is allocated per coordinate
+//! (each thread keeps its buffers).
+//!
+//! The median, and a trimmed mean that drops more than [`MAX_BUFFER`] values
+//! at each end, sort each coordinate's `m` values with a fixed sorting network
+//! (Batcher's odd-even merge sort, `O(m log^2 m)` comparators): every
+//! comparator is a lane-wise min/max over the block in L1, which the compiler
+//! vectorizes. At `n = 100` this is about 3x faster than `select_nth_unstable`
+//! per coordinate, whose partitions mispredict branches.
+//!
+//! The trimmed mean otherwise needs no sort, only its two cuts: the `k`-th
+//! lowest value `lo` and the `k`-th highest `hi`. For [`WIDTH`] coordinates at
+//! a time (one SSE register), two sorted buffers of `K` values (`K` the power
+//! of two `>= k`) keep the lowest and highest values seen: runs of `K` values
+//! are sorted by a written-out network, and each run is merged into both
+//! buffers by comparing run and buffer head to tail (which leaves the `K`
+//! lowest, respectively highest, as a bitonic sequence) and a bitonic merge;
+//! the last `m mod K` values are inserted one by one. A run's sort serves both
+//! ends. At `m = 100, k = 10` (`K = 16`) that is about 1,800 min/max
+//! operations per coordinate, not much fewer than the sorting network's 2,200,
+//! but on registers: the network works on the block in L1, a load and a store
+//! per operand, and that traffic was most of its time. One pass
+//! over the block then sums, per coordinate, the values strictly between
+//! `lo` and `hi` and counts the inputs at or beyond a cut. When exactly `k`
+//! values are `<= lo` and `k` are `>= hi` (always, unless a cut value is
+//! shared with a kept value), that is the kept sum and the trimmed inputs;
+//! otherwise the coordinate is recounted with the tie sharing below and the
+//! kept copies of `lo` and `hi` are added to its sum. The mean is that sum
+//! divided by `m - 2k`, summed in input order rather than sorted order (it
+//! differs from the sorted sum by rounding only).
 //!
 //! # Verdicts
 //! With `k` values trimmed at each end of a coordinate's `m` sorted values,
@@ -44,7 +67,7 @@ use rayon::prelude::*;
 use super::kernels::Rows;
 use crate::{Aggregate, AggregationError, Reason, Verdict};
 
-/// Coordinates sorted together: the sorted block, `m x 128` bytes, stays in
+/// Coordinates processed together: a block of them, `m x 128` bytes, stays in
 /// L1 for `m` up to a few hundred.
 const LANES: usize = 32;
 
@@ -57,6 +80,17 @@ const TASK: usize = 64 * LANES;
 
 /// One input's values in the block's coordinates.
 type Lanes = [f32; LANES];
+
+/// Coordinates the selection runs on at once: one SSE register, so that its
+/// buffers can stay in registers.
+const WIDTH: usize = 4;
+
+/// One input's values in `WIDTH` neighbouring coordinates.
+type Vector = [f32; WIDTH];
+
+/// The largest selection buffer: a trimmed mean that drops more values at each
+/// end sorts instead.
+const MAX_BUFFER: usize = 16;
 
 /// The coordinate-wise median; verdicts as described in the module docs.
 pub(crate) fn median(updates: ArrayView2<f32>) -> Result<Aggregate, AggregationError> {
@@ -101,7 +135,18 @@ enum Statistic {
     TrimmedMean,
 }
 
-/// Sorts every coordinate of the `members` rows, takes `statistic` and counts,
+/// How a block of coordinates is reduced.
+enum Method {
+    /// Sort every coordinate with this network (comparators `(low, high)`).
+    Sort(Vec<(usize, usize)>),
+    /// Select the two cuts of a trimmed mean with a buffer of this many
+    /// values, a power of two at least `trim`.
+    Select(usize),
+    /// Nothing is trimmed: the plain mean.
+    Mean,
+}
+
+/// Takes `statistic` of every coordinate of the `members` rows and counts,
 /// per member, the coordinates where it was among the `trim` lowest or
 /// highest ranks.
 fn aggregate(
@@ -110,8 +155,23 @@ fn aggregate(
     trim: usize,
     statistic: Statistic,
 ) -> (Array1<f32>, Vec<Verdict>) {
+    let method = match statistic {
+        Statistic::TrimmedMean if trim == 0 => Method::Mean,
+        Statistic::TrimmedMean if trim <= MAX_BUFFER => Method::Select(trim.next_power_of_two()),
+        _ => Method::Sort(odd_even_merge_sort(members.len())),
+    };
+    aggregate_by(rows, members, trim, statistic, &method)
+}
+
+/// [`aggregate`] by `method`.
+fn aggregate_by(
+    rows: &Rows,
+    members: &[usize],
+    trim: usize,
+    statistic: Statistic,
+    method: &Method,
+) -> (Array1<f32>, Vec<Verdict>) {
     let m = members.len();
-    let network = odd_even_merge_sort(m);
     let mut update = vec![0.0f32; rows.dim()];
     // Per task counts, added in task order so that the fractional tie shares
     // sum the same way on every run.
@@ -123,10 +183,20 @@ fn aggregate(
                 block.prepare(m);
                 block.load_tile(rows, members, task * TASK, out.len());
                 for (b, out) in out.chunks_mut(LANES).enumerate() {
-                    block.sort(b * LANES, &network);
-                    block.write(statistic, trim, out);
-                    if trim > 0 {
-                        block.count_trimmed(b * LANES, trim, out.len());
+                    match method {
+                        Method::Sort(network) => {
+                            block.sort(b, network);
+                            block.write(statistic, trim, out);
+                            if trim > 0 {
+                                block.count_trimmed(b, trim, out);
+                            }
+                        }
+                        Method::Select(1) => block.trimmed_mean::<1>(b, trim, out),
+                        Method::Select(2) => block.trimmed_mean::<2>(b, trim, out),
+                        Method::Select(4) => block.trimmed_mean::<4>(b, trim, out),
+                        Method::Select(8) => block.trimmed_mean::<8>(b, trim, out),
+                        Method::Select(_) => block.trimmed_mean::<MAX_BUFFER>(b, trim, out),
+                        Method::Mean => block.mean(b, out),
                     }
                 }
                 block.trimmed_counts()
@@ -180,8 +250,10 @@ thread_local! {
 /// A thread's scratch space, reused for every block of coordinates.
 #[derive(Default)]
 struct Block {
-    /// The task's coordinates of every member, `TASK` values per member.
-    tile: Vec<f32>,
+    /// The task's coordinates of every member, block by block: block `b`
+    /// holds the `m` members' values of its `LANES` coordinates in rows
+    /// `b * m..(b + 1) * m`.
+    tile: Vec<Lanes>,
     /// One block of the tile's coordinates, sorted lane by lane.
     sorted: Vec<Lanes>,
     /// Per member and lane, the coordinates where it was trimmed outright.
@@ -193,7 +265,7 @@ struct Block {
 impl Block {
     /// Sizes the buffers for `members` inputs, with zero counts.
     fn prepare(&mut self, members: usize) {
-        self.tile.resize(members * TASK, 0.0);
+        self.tile.resize(members * (TASK / LANES), [0.0; LANES]);
         self.sorted.resize(members, [0.0; LANES]);
         self.trimmed.clear();
         self.trimmed.resize(members, [0; LANES]);
@@ -202,19 +274,31 @@ impl Block {
     }
 
     /// Copies coordinates `start..start + len` of the members into the tile.
+    /// A last block that is not whole keeps stale but finite values in its
+    /// last lanes, whose results nothing reads.
     fn load_tile(&mut self, rows: &Rows, members: &[usize], start: usize, len: usize) {
-        for (tile, &i) in self.tile.chunks_exact_mut(TASK).zip(members) {
-            tile[..len].copy_from_slice(&rows.row(i)[start..start + len]);
+        let m = members.len();
+        for (i, &member) in members.iter().enumerate() {
+            let (whole, rest) = rows.row(member)[start..start + len].as_chunks::<LANES>();
+            for (b, values) in whole.iter().enumerate() {
+                self.tile[b * m + i] = *values;
+            }
+            if !rest.is_empty() {
+                self.tile[whole.len() * m + i][..rest.len()].copy_from_slice(rest);
+            }
         }
     }
 
-    /// Sorts the block of coordinates at `offset` in the tile. Always whole
-    /// blocks: past the task's last coordinate the tile holds stale but
-    /// finite values, in lanes whose results nothing reads.
-    fn sort(&mut self, offset: usize, network: &[(usize, usize)]) {
-        for (lanes, tile) in self.sorted.iter_mut().zip(self.tile.chunks_exact(TASK)) {
-            lanes.copy_from_slice(&tile[offset..offset + LANES]);
-        }
+    /// The members' values in the coordinates of block `b`.
+    fn column(&self, b: usize) -> &[Lanes] {
+        let m = self.trimmed.len();
+        &self.tile[b * m..(b + 1) * m]
+    }
+
+    /// Sorts block `b`, always whole.
+    fn sort(&mut self, b: usize, network: &[(usize, usize)]) {
+        let m = self.trimmed.len();
+        self.sorted.copy_from_slice(&self.tile[b * m..(b + 1) * m]);
         for &(low, high) in network {
             let (below, above) = self.sorted.split_at_mut(high);
             // By value, so the compiler need not check whether the two rows
@@ -222,12 +306,12 @@ impl Block {
             // (the inputs are checked finite) would keep this from compiling
             // to plain vector min/max instructions.
             let (a, b) = (below[low], above[0]);
-            below[low] = std::array::from_fn(|l| if a[l] < b[l] { a[l] } else { b[l] });
-            above[0] = std::array::from_fn(|l| if a[l] > b[l] { a[l] } else { b[l] });
+            below[low] = std::array::from_fn(|l| lower(a[l], b[l]));
+            above[0] = std::array::from_fn(|l| upper(a[l], b[l]));
         }
     }
 
-    /// Writes the statistic of the first `out.len()` lanes.
+    /// Writes the statistic of the sorted block's first `out.len()` lanes.
     fn write(&self, statistic: Statistic, trim: usize, out: &mut [f32]) {
         let m = self.sorted.len();
         match statistic {
@@ -251,34 +335,115 @@ impl Block {
         }
     }
 
-    /// Counts, for the first `len` lanes of the block at `offset`, which
+    /// Counts, for the first `out.len()` lanes of the sorted block `b`, which
     /// members have rank `< trim` or `>= m - trim`.
-    fn count_trimmed(&mut self, offset: usize, trim: usize, len: usize) {
+    fn count_trimmed(&mut self, b: usize, trim: usize, out: &[f32]) {
+        let m = self.sorted.len();
         let Block {
             tile,
             sorted,
             trimmed,
             shared,
         } = self;
-        let m = sorted.len();
+        let column = &tile[b * m..(b + 1) * m];
         let (lowest_kept, highest_kept) = (&sorted[trim], &sorted[m - trim - 1]);
         let (low_cut, high_cut) = (&sorted[trim - 1], &sorted[m - trim]);
         // When the cut values differ from their kept neighbours, exactly the
         // values <= low_cut and >= high_cut are trimmed, ties or not.
-        let cuts_are_clean = len == LANES
+        let cuts_are_clean = out.len() == LANES
             && (0..LANES).all(|l| low_cut[l] < lowest_kept[l] && highest_kept[l] < high_cut[l]);
         if cuts_are_clean {
-            for (counts, tile) in trimmed.iter_mut().zip(tile.chunks_exact(TASK)) {
-                let values = &tile[offset..offset + LANES];
+            for (counts, values) in trimmed.iter_mut().zip(column) {
                 let cuts = low_cut.iter().zip(high_cut);
                 for ((count, &v), (&low, &high)) in counts.iter_mut().zip(values).zip(cuts) {
                     *count += u32::from((v <= low) | (v >= high));
                 }
             }
         } else {
-            for lane in 0..len {
-                count_trimmed_with_ties(tile, offset + lane, sorted, trimmed, shared, trim, lane);
+            for lane in 0..out.len() {
+                let cuts = (low_cut[lane], high_cut[lane]);
+                count_ties(column, lane, cuts, trim, trimmed, shared);
             }
+        }
+    }
+
+    /// The trimmed mean of block `b`, `trim` values dropped at each end, with
+    /// the trimmed members counted: the two cuts of every coordinate are
+    /// selected with buffers of `BUFFER` values, then one pass over the block
+    /// sums the values between them and counts the values outside.
+    fn trimmed_mean<const BUFFER: usize>(&mut self, b: usize, trim: usize, out: &mut [f32])
+    where
+        [Vector; BUFFER]: Buffer,
+    {
+        let m = self.trimmed.len();
+        let Block {
+            tile,
+            trimmed,
+            shared,
+            ..
+        } = self;
+        let column = &tile[b * m..(b + 1) * m];
+        let mut low_cut = [0.0f32; LANES];
+        let mut high_cut = [0.0f32; LANES];
+        let cuts = low_cut.as_chunks_mut::<WIDTH>().0.iter_mut();
+        let cuts = cuts.zip(high_cut.as_chunks_mut::<WIDTH>().0);
+        for (part, (low, high)) in cuts.enumerate() {
+            (*low, *high) = select_cuts::<BUFFER>(column, part, trim);
+        }
+        // Optimistically counted as if no value equalled a cut but the cuts
+        // themselves (exact when the cuts are clean, see `count_trimmed`).
+        let mut sums = [0.0f32; LANES];
+        let mut at_most_low = [0u32; LANES];
+        let mut below_high = [0u32; LANES];
+        for (values, counts) in column.iter().zip(trimmed.iter_mut()) {
+            for l in 0..LANES {
+                let v = values[l];
+                let (low, high) = (v <= low_cut[l], v >= high_cut[l]);
+                at_most_low[l] += u32::from(low);
+                below_high[l] += u32::from(!high);
+                counts[l] += u32::from(low | high);
+                sums[l] += if low | high { 0.0 } else { v };
+            }
+        }
+        let kept = m - 2 * trim;
+        for lane in 0..LANES {
+            let clean = at_most_low[lane] as usize == trim && below_high[lane] as usize == m - trim;
+            if clean && lane < out.len() {
+                out[lane] = sums[lane] / kept as f32;
+                continue;
+            }
+            // Take back the optimistic counts.
+            for (values, counts) in column.iter().zip(trimmed.iter_mut()) {
+                let v = values[lane];
+                counts[lane] -= u32::from((v <= low_cut[lane]) | (v >= high_cut[lane]));
+            }
+            if lane >= out.len() {
+                continue;
+            }
+            let (low, high) = (low_cut[lane], high_cut[lane]);
+            let (at_most_low, below_high) =
+                count_ties(column, lane, (low, high), trim, trimmed, shared);
+            out[lane] = if low == high {
+                low
+            } else {
+                // The kept values equal to a cut, which the sum left out.
+                let sum = sums[lane]
+                    + (at_most_low - trim) as f32 * low
+                    + (m - trim - below_high) as f32 * high;
+                sum / kept as f32
+            };
+        }
+    }
+
+    /// The plain mean of block `b`.
+    fn mean(&self, b: usize, out: &mut [f32]) {
+        let column = self.column(b);
+        let mut sums = [0.0f32; LANES];
+        for values in column {
+            sums.iter_mut().zip(values).for_each(|(s, &v)| *s += v);
+        }
+        for (o, &s) in out.iter_mut().zip(&sums) {
+            *o = s / column.len() as f32;
         }
     }
 
@@ -292,29 +457,29 @@ impl Block {
     }
 }
 
-/// Counts the trimmed members of one coordinate (`column` of the tile,
-/// `lane` of the sorted block) when a cut value is shared with a kept value:
-/// the values equal to a cut share what must be trimmed of them.
-fn count_trimmed_with_ties(
-    tile: &[f32],
-    column: usize,
-    sorted: &[Lanes],
+/// Counts the trimmed members of one coordinate (`lane` of the block
+/// `column`) whose `trim`-th lowest and highest values are `cuts`, when a cut
+/// value may be shared with a kept value: the values equal to a cut share what
+/// must be trimmed of them. Returns the number of values `<=` the low cut and
+/// `<` the high cut.
+fn count_ties(
+    column: &[Lanes],
+    lane: usize,
+    (low_cut, high_cut): (f32, f32),
+    trim: usize,
     trimmed: &mut [[u32; LANES]],
     shared: &mut [f64],
-    trim: usize,
-    lane: usize,
-) {
-    let m = sorted.len();
-    let (low_cut, high_cut) = (sorted[trim - 1][lane], sorted[m - trim][lane]);
-    let below = sorted.partition_point(|s| s[lane] < low_cut);
-    let up_to_low = sorted.partition_point(|s| s[lane] <= low_cut);
-    let below_high = sorted.partition_point(|s| s[lane] < high_cut);
-    let up_to_high = sorted.partition_point(|s| s[lane] <= high_cut);
+) -> (usize, usize) {
+    let m = column.len();
+    let count = |keep: &dyn Fn(f32) -> bool| column.iter().filter(|v| keep(v[lane])).count();
+    let below = count(&|v| v < low_cut);
+    let up_to_low = count(&|v| v <= low_cut);
+    let below_high = count(&|v| v < high_cut);
+    let up_to_high = count(&|v| v <= high_cut);
     let low_share = (trim - below) as f64 / (up_to_low - below) as f64;
     let high_share = (trim - (m - up_to_high)) as f64 / (up_to_high - below_high) as f64;
-    let members = trimmed.iter_mut().zip(shared).zip(tile.chunks_exact(TASK));
-    for ((counts, shared), values) in members {
-        let v = values[column];
+    for ((counts, shared), values) in trimmed.iter_mut().zip(shared).zip(column) {
+        let v = values[lane];
         if v < low_cut || v > high_cut {
             counts[lane] += 1;
         } else {
@@ -327,6 +492,161 @@ fn count_trimmed_with_ties(
             }
         }
     }
+    (up_to_low, below_high)
+}
+
+/// The `trim`-th lowest and highest values of each coordinate in `part` (the
+/// `WIDTH` lanes from `part * WIDTH`) of the block `column`, `0 < trim <=
+/// BUFFER`. Two sorted buffers keep the `BUFFER` lowest and highest values
+/// seen; the values come in runs of `BUFFER`, each sorted and merged into both
+/// buffers, then the last few one by one ([`Buffer`]).
+#[inline(always)]
+fn select_cuts<const BUFFER: usize>(column: &[Lanes], part: usize, trim: usize) -> (Vector, Vector)
+where
+    [Vector; BUFFER]: Buffer,
+{
+    let (runs, rest) = column.as_chunks::<BUFFER>();
+    let (mut low, mut high) = match runs.split_first() {
+        Some((first, runs)) => {
+            let mut run = <[Vector; BUFFER]>::load(first, part);
+            run.sort();
+            let (mut low, mut high) = (run, run);
+            for values in runs {
+                let mut run = <[Vector; BUFFER]>::load(values, part);
+                run.sort();
+                low.keep_lowest(&run);
+                high.keep_highest(&run);
+            }
+            (low, high)
+        }
+        None => (
+            [[f32::INFINITY; WIDTH]; BUFFER],
+            [[f32::NEG_INFINITY; WIDTH]; BUFFER],
+        ),
+    };
+    for values in rest {
+        let x = values.as_chunks::<WIDTH>().0[part];
+        low.insert_lowest(x);
+        high.insert_highest(x);
+    }
+    (low[trim - 1], high[BUFFER - trim])
+}
+
+/// The smaller of two finite values. A select rather than f32::min, whose NaN
+/// handling would keep it from compiling to a plain vector min instruction.
+#[inline(always)]
+fn lower(a: f32, b: f32) -> f32 {
+    if a < b { a } else { b }
+}
+
+/// The larger of two finite values (see [`lower`]).
+#[inline(always)]
+fn upper(a: f32, b: f32) -> f32 {
+    if a > b { a } else { b }
+}
+
+/// Orders wires `i < j` of `v`.
+#[inline(always)]
+fn exchange<const N: usize>(v: &mut [Vector; N], i: usize, j: usize) {
+    let (a, b) = (v[i], v[j]);
+    v[i] = std::array::from_fn(|l| lower(a[l], b[l]));
+    v[j] = std::array::from_fn(|l| upper(a[l], b[l]));
+}
+
+/// A sorted buffer of the selection: `N` vectors, each lane sorted
+/// ascending. Every operation is written out wire by wire (by [`buffer!`]),
+/// so that the vectors stay in registers.
+trait Buffer: Copy {
+    /// The `part` of `N` rows of a block.
+    fn load(rows: &[Lanes], part: usize) -> Self;
+    /// Sorts the vectors lane by lane (Batcher's odd-even merge sort).
+    fn sort(&mut self);
+    /// Keeps the lowest `N` values of the buffer and the sorted `run`:
+    /// compared head to tail, the lower ones form a bitonic sequence, which
+    /// the bitonic merge sorts.
+    fn keep_lowest(&mut self, run: &Self);
+    /// Keeps the highest `N` values of the buffer and the sorted `run`.
+    fn keep_highest(&mut self, run: &Self);
+    /// Inserts `x`, dropping the highest value.
+    fn insert_lowest(&mut self, x: Vector);
+    /// Inserts `x`, dropping the lowest value.
+    fn insert_highest(&mut self, x: Vector);
+}
+
+/// Implements [`Buffer`] for `[Vector; N]`, given the wires `0..N` in both
+/// orders and the comparators `(i, j)` (the smaller value to wire `i`) of the
+/// sorting network and of the bitonic merge (the tests check them).
+macro_rules! buffer {
+    (
+        $n:literal;
+        wires: [$($w:literal),*];
+        reversed: [$($r:literal),*];
+        sort: [$(($a:literal, $b:literal)),*];
+        merge: [$(($c:literal, $d:literal)),*]
+    ) => {
+        impl Buffer for [Vector; $n] {
+            #[inline(always)]
+            fn load(rows: &[Lanes], part: usize) -> Self {
+                [$(rows[$w].as_chunks::<WIDTH>().0[part]),*]
+            }
+            #[inline(always)]
+            fn sort(&mut self) {
+                $(exchange(self, $a, $b);)*
+            }
+            #[inline(always)]
+            fn keep_lowest(&mut self, run: &Self) {
+                $(self[$w] = lowest(self[$w], run[$r]);)*
+                $(exchange(self, $c, $d);)*
+            }
+            #[inline(always)]
+            fn keep_highest(&mut self, run: &Self) {
+                $(self[$w] = highest(self[$w], run[$r]);)*
+                $(exchange(self, $c, $d);)*
+            }
+            #[inline(always)]
+            fn insert_lowest(&mut self, x: Vector) {
+                let mut x = x;
+                $(
+                    let a = self[$w];
+                    self[$w] = lowest(a, x);
+                    x = highest(a, x);
+                )*
+                let _ = x;
+            }
+            #[inline(always)]
+            fn insert_highest(&mut self, x: Vector) {
+                let mut x = x;
+                $(
+                    let a = self[$r];
+                    self[$r] = highest(a, x);
+                    x = lowest(a, x);
+                )*
+                let _ = x;
+            }
+        }
+    };
+}
+
+#[rustfmt::skip]
+mod buffers {
+    use super::{Buffer, Lanes, Vector, WIDTH, exchange, highest, lowest};
+    buffer!(1; wires: [0]; reversed: [0]; sort: []; merge: []);
+    buffer!(2; wires: [0, 1]; reversed: [1, 0]; sort: [(0, 1)]; merge: [(0, 1)]);
+    buffer!(4; wires: [0, 1, 2, 3]; reversed: [3, 2, 1, 0]; sort: [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)]; merge: [(0, 2), (1, 3), (0, 1), (2, 3)]);
+    buffer!(8; wires: [0, 1, 2, 3, 4, 5, 6, 7]; reversed: [7, 6, 5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (1, 2), (5, 6), (0, 4), (1, 5), (2, 6), (3, 7), (2, 4), (3, 5), (1, 2), (3, 4), (5, 6)]; merge: [(0, 4), (1, 5), (2, 6), (3, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 1), (2, 3), (4, 5), (6, 7)]);
+    buffer!(16; wires: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]; reversed: [15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (12, 14), (13, 15), (1, 2), (5, 6), (9, 10), (13, 14), (0, 4), (1, 5), (2, 6), (3, 7), (8, 12), (9, 13), (10, 14), (11, 15), (2, 4), (3, 5), (10, 12), (11, 13), (1, 2), (3, 4), (5, 6), (9, 10), (11, 12), (13, 14), (0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (6, 14), (7, 15), (4, 8), (5, 9), (6, 10), (7, 11), (2, 4), (3, 5), (6, 8), (7, 9), (10, 12), (11, 13), (1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14)]; merge: [(0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (6, 14), (7, 15), (0, 4), (1, 5), (2, 6), (3, 7), (8, 12), (9, 13), (10, 14), (11, 15), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (12, 14), (13, 15), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15)]);
+}
+
+/// Lane-wise minimum.
+#[inline(always)]
+fn lowest(a: Vector, b: Vector) -> Vector {
+    std::array::from_fn(|l| lower(a[l], b[l]))
+}
+
+/// Lane-wise maximum.
+#[inline(always)]
+fn highest(a: Vector, b: Vector) -> Vector {
+    std::array::from_fn(|l| upper(a[l], b[l]))
 }
 
 /// The comparators `(low, high)` of Batcher's odd-even merge sort on `m`
@@ -359,6 +679,88 @@ fn odd_even_merge_sort(m: usize) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array2;
+
+    /// A xorshift generator: the tests need no seeded crate.
+    fn random(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn buffers_sort_and_merge_every_zero_one_input() {
+        // The 0-1 principle, as for the sorting network below.
+        fn check<const N: usize>()
+        where
+            [Vector; N]: Buffer,
+        {
+            let ones = |from: usize| -> [Vector; N] {
+                std::array::from_fn(|i| [f32::from(u8::from(i >= from)); WIDTH])
+            };
+            let is_sorted = |v: &[Vector; N]| v.is_sorted_by(|a, b| a[0] <= b[0]);
+            for bits in 0u32..(1 << N) {
+                let rows: Vec<Lanes> = (0..N).map(|i| [((bits >> i) & 1) as f32; LANES]).collect();
+                let mut run = <[Vector; N]>::load(&rows, 1);
+                run.sort();
+                assert!(is_sorted(&run), "N = {N}, {bits:b}");
+            }
+            for zeros in 0..=N {
+                for other in 0..=N {
+                    let mut low = ones(zeros);
+                    low.keep_lowest(&ones(other));
+                    assert_eq!(low, ones((zeros + other).min(N)), "N = {N}");
+                    let mut high = ones(zeros);
+                    high.keep_highest(&ones(other));
+                    assert_eq!(high, ones((zeros + other).saturating_sub(N)), "N = {N}");
+                }
+                let (mut low, mut high) = (ones(zeros), ones(zeros));
+                low.insert_lowest([0.0; WIDTH]);
+                high.insert_highest([1.0; WIDTH]);
+                assert_eq!(low, ones((zeros + 1).min(N)), "N = {N}");
+                assert_eq!(high, ones(zeros.saturating_sub(1)), "N = {N}");
+            }
+        }
+        check::<1>();
+        check::<2>();
+        check::<4>();
+        check::<8>();
+        check::<16>();
+    }
+
+    /// The selection against the sorting network on random values with and
+    /// without many ties, for every buffer size, `m` below and above it, and
+    /// blocks not whole: the same cuts, so the same verdicts, and means equal
+    /// up to the order of the sums.
+    #[test]
+    fn selection_matches_the_sort() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for m in (1..=40).chain([63, 64, 65, 100]) {
+            for trim in 0..=((m - 1) / 2).min(MAX_BUFFER) {
+                for levels in [3, 1 << 20] {
+                    let d = 3 * LANES + 7;
+                    let updates = Array2::from_shape_simple_fn((m, d), || {
+                        (random(&mut state) % levels) as f32 - (levels / 2) as f32
+                    });
+                    let rows = Rows::new(updates.view());
+                    let members: Vec<usize> = (0..m).rev().collect();
+                    let statistic = Statistic::TrimmedMean;
+                    let (selected, verdicts) = aggregate(&rows, &members, trim, statistic);
+                    let sort = Method::Sort(odd_even_merge_sort(m));
+                    let (sorted, expected) = aggregate_by(&rows, &members, trim, statistic, &sort);
+                    for (j, (&a, &b)) in selected.iter().zip(&sorted).enumerate() {
+                        let tolerance = 1e-6 * (1.0 + a.abs().max(b.abs()));
+                        assert!(
+                            (a - b).abs() <= tolerance,
+                            "m {m} trim {trim} coordinate {j}: {a} vs {b}"
+                        );
+                    }
+                    assert_eq!(verdicts, expected, "m = {m}, trim = {trim}");
+                }
+            }
+        }
+    }
 
     fn apply(network: &[(usize, usize)], values: &mut [u32]) {
         for &(low, high) in network {
