@@ -574,3 +574,46 @@ async fn a_task_pinning_another_certificate_is_refused_at_start() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_member_is_dropped_when_the_phase_deadline_passes() {
+    // Client 4 joins and then never answers, as a machine that lost power
+    // would (no connection close): its group waits for the deadline, then
+    // sums the four others.
+    let text = secagg_spec(1, 5, 5)
+        .to_toml_string()
+        .replace("train = 20", "train = 3")
+        .replace("advertise_keys = 5", "advertise_keys = 1");
+    let spec = fedstake_protocol::spec::TaskSpec::from_toml_str(&text).unwrap();
+    assert_eq!(
+        spec.deadline(fedstake_protocol::spec::Phase::Train)
+            .as_secs(),
+        3,
+        "{text}"
+    );
+    let net = setup(spec, 5).await;
+    let coordinator = net.coordinator(false, 10).await;
+    let (address, fingerprint) = (coordinator.local_addr().unwrap(), coordinator.fingerprint());
+    let serving = tokio::spawn(coordinator.run());
+    let silent = &net.clients[4];
+    let (_connection, mut reader, _writer, answer) =
+        join_raw(address, fingerprint, &net, silent.address(), silent).await;
+    assert!(matches!(answer, ServerMessage::Admitted(_)), "{answer:?}");
+    let listening = tokio::spawn(async move { while reader.next().await.is_ok() {} });
+    let honest: Vec<_> = (0..4)
+        .map(|index| tokio::spawn(run_client(net.client(index, address, fingerprint, None))))
+        .collect();
+    for client in honest {
+        client.await.unwrap().unwrap();
+    }
+    let settled = serving.await.unwrap().unwrap();
+    listening.abort();
+    let survivors: Vec<Address> = settled[0].groups[0]
+        .members
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    let mut expected: Vec<Address> = net.clients[..4].iter().map(|s| s.address()).collect();
+    expected.sort();
+    assert_eq!(survivors, expected);
+}
