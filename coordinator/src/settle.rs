@@ -20,7 +20,7 @@ use fedstake_client::trainer::{
     Architecture, CpuTrainer, Evaluation, Optimizer, TrainError, Trainer, architecture_for,
     optimizer_for,
 };
-use fedstake_protocol::spec::TaskSpec;
+use fedstake_protocol::spec::{AggregationRule, Reference, TaskSpec};
 use fedstake_rewards::settle::{
     GroupRoundInputs, GroupSum, RoundInputs, RoundScores, SettleParams, score_groups, score_round,
 };
@@ -93,6 +93,18 @@ impl Settler {
         let rewards = spec.rewards.as_ref().ok_or_else(|| {
             CoordinatorError::Config("the task spec has no [rewards] section".into())
         })?;
+        // The sponsor's root update (FLTrust, `scoring.reference = "root"`)
+        // is not computed by the coordinator yet: refuse rather than fail
+        // every round.
+        if spec.aggregation.rule == AggregationRule::FlTrust
+            || spec.scoring.reference == Reference::Root
+        {
+            return Err(CoordinatorError::Config(
+                "this coordinator does not compute the sponsor's root update yet: \
+                 FLTrust and scoring.reference = \"root\" cannot be served"
+                    .into(),
+            ));
+        }
         let aggregator = Aggregator::try_from(&spec.aggregation)
             .map_err(|e| CoordinatorError::Config(format!("aggregation: {e}")))?;
         // The sponsor validates on the CPU backend; a TorchScript model is

@@ -551,18 +551,7 @@ async fn a_task_pinning_another_certificate_is_refused_at_start() {
     });
     spec.validate().unwrap();
     let net = setup(spec, 1).await;
-    let config = fedstake_coordinator::CoordinatorConfig {
-        spec: net.spec.clone(),
-        task_id: net.task_id,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        metrics: None,
-        state_dir: net.coordinator_state(),
-        signer: net.coordinator.clone(),
-        validation: net.validation.clone(),
-        init_seed: 1,
-        max_clients: 10,
-        names: Vec::new(),
-    };
+    let config = net.config(false, 10);
     let error =
         fedstake_coordinator::Coordinator::start(config, std::sync::Arc::clone(&net.ledger))
             .await
@@ -616,4 +605,19 @@ async fn a_silent_member_is_dropped_when_the_phase_deadline_passes() {
     let mut expected: Vec<Address> = net.clients[..4].iter().map(|s| s.address()).collect();
     expected.sort();
     assert_eq!(survivors, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_needing_the_sponsors_root_update_is_refused_at_start() {
+    let text = common::plain_median_spec(1, 5)
+        .to_toml_string()
+        .replace("rule = \"median\"", "rule = \"fltrust\"");
+    let spec = fedstake_protocol::spec::TaskSpec::from_toml_str(&text).unwrap();
+    let net = setup(spec, 1).await;
+    let config = net.config(false, 10);
+    let error =
+        fedstake_coordinator::Coordinator::start(config, std::sync::Arc::clone(&net.ledger))
+            .await
+            .unwrap_err();
+    assert!(error.to_string().contains("root update"), "{error}");
 }

@@ -186,29 +186,31 @@ impl Net {
         self.dir.path().join("coordinator")
     }
 
+    /// The coordinator's configuration on loopback, admitting `max_clients`.
+    pub fn config(&self, metrics: bool, max_clients: usize) -> CoordinatorConfig {
+        CoordinatorConfig {
+            spec: self.spec.clone(),
+            task_id: self.task_id,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            metrics: metrics.then(|| "127.0.0.1:0".parse().unwrap()),
+            state_dir: self.coordinator_state(),
+            signer: self.coordinator.clone(),
+            validation: self.validation.clone(),
+            init_seed: 1,
+            max_clients,
+            names: Vec::new(),
+        }
+    }
+
     /// Starts the coordinator on loopback, admitting `max_clients` at once.
     pub async fn coordinator(
         &self,
         metrics: bool,
         max_clients: usize,
     ) -> Coordinator<EmbeddedChain> {
-        Coordinator::start(
-            CoordinatorConfig {
-                spec: self.spec.clone(),
-                task_id: self.task_id,
-                listen: "127.0.0.1:0".parse().unwrap(),
-                metrics: metrics.then(|| "127.0.0.1:0".parse().unwrap()),
-                state_dir: self.coordinator_state(),
-                signer: self.coordinator.clone(),
-                validation: self.validation.clone(),
-                init_seed: 1,
-                max_clients,
-                names: Vec::new(),
-            },
-            Arc::clone(&self.ledger),
-        )
-        .await
-        .unwrap()
+        Coordinator::start(self.config(metrics, max_clients), Arc::clone(&self.ledger))
+            .await
+            .unwrap()
     }
 
     /// Client `index`'s options.
