@@ -49,7 +49,7 @@ pub const MAX_ATTEMPTS: u32 = 20;
 /// What the driver owns.
 pub struct Driver<C> {
     pub(crate) shared: Arc<Shared<C>>,
-    pub(crate) events: mpsc::UnboundedReceiver<Event>,
+    pub(crate) events: mpsc::Receiver<Event>,
     pub(crate) store: Store,
     pub(crate) spec: TaskSpec,
     pub(crate) ledger: Arc<Ledger<C>>,

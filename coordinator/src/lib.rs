@@ -208,7 +208,7 @@ impl<C: Chain + 'static> Coordinator<C> {
         })?;
         let chain_id = ledger.chain().chain_id().await.map_err(LedgerError::from)?;
         let metrics = Arc::new(Metrics::new());
-        let (events_tx, events) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::channel(server::EVENT_QUEUE);
         let shared = Arc::new(Shared::new(
             Arc::clone(&ledger),
             SharedSettings {

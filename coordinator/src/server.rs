@@ -31,6 +31,10 @@ use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
 
+/// Events queued for the driver at most; a full queue makes connections
+/// wait before reading more.
+pub const EVENT_QUEUE: usize = 1024;
+
 /// What a connection tells the round driver.
 #[derive(Debug)]
 pub enum Event {
@@ -78,7 +82,7 @@ pub struct Shared<C> {
     /// Models clients may download, by content hash.
     pub models: RwLock<HashMap<[u8; 32], Arc<Vec<u8>>>>,
     /// To the round driver.
-    pub events: mpsc::UnboundedSender<Event>,
+    pub events: mpsc::Sender<Event>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     next_connection: AtomicU64,
@@ -116,7 +120,7 @@ impl<C: Chain + 'static> Shared<C> {
     pub fn new(
         ledger: Arc<Ledger<C>>,
         settings: SharedSettings,
-        events: mpsc::UnboundedSender<Event>,
+        events: mpsc::Sender<Event>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
@@ -251,7 +255,7 @@ async fn serve_connection<C: Chain + 'static>(
     shared.metrics.join("admitted");
     shared.metrics.clients.set(lock(&shared.links).len() as i64);
     info!(%address, %remote, "client admitted");
-    let _ = shared.events.send(Event::Joined { address });
+    let _ = shared.events.send(Event::Joined { address }).await;
 
     let metrics = Arc::clone(&shared.metrics);
     let writer_task = tokio::spawn(async move {
@@ -288,10 +292,13 @@ async fn serve_connection<C: Chain + 'static>(
         }
         shared.metrics.clients.set(links.len() as i64);
     }
-    let _ = shared.events.send(Event::Gone {
-        address,
-        connection: id,
-    });
+    let _ = shared
+        .events
+        .send(Event::Gone {
+            address,
+            connection: id,
+        })
+        .await;
 }
 
 /// The join conversation; the admitted address.
@@ -393,6 +400,7 @@ async fn read_messages<C: Chain + 'static>(
                 connection,
                 message,
             })
+            .await
             .is_err()
         {
             return Ok(());

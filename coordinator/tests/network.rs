@@ -72,13 +72,16 @@ async fn twenty_clients_lose_a_fifth_at_random_phases_and_every_sum_is_exactly_t
         clients.push(tokio::spawn(run_client(options)));
     }
     let settled = serving.await.unwrap().unwrap();
+    // The crash points reached (a client left out of its crash round's
+    // groups never gets there).
+    let mut crashed = BTreeMap::new();
     for (index, client) in clients.into_iter().enumerate() {
         match (client.await.unwrap(), crashes.get(&index)) {
             (Ok(report), None) => assert_eq!(report.task_rounds, u64::from(rounds)),
             (Err(ClientRunError::Crashed { round, .. }), Some(point)) => {
-                assert_eq!(round, point.round)
+                assert_eq!(round, point.round);
+                crashed.insert(index, *point);
             }
-            // Left out of its crash round's groups, it never got there.
             (Ok(report), Some(point)) => {
                 assert!(
                     !report.results.iter().any(|r| r.round == point.round),
@@ -89,6 +92,10 @@ async fn twenty_clients_lose_a_fifth_at_random_phases_and_every_sum_is_exactly_t
         }
     }
     assert_eq!(settled.len(), rounds as usize);
+    assert!(
+        crashed.len() >= 2,
+        "only {crashed:?} of {crashes:?} were reached"
+    );
 
     // Each round's model moved by exactly the weighted mean of the group
     // survivors' updates, recomputed here from their data: within the
@@ -114,7 +121,7 @@ async fn twenty_clients_lose_a_fifth_at_random_phases_and_every_sum_is_exactly_t
         for group in &round.groups {
             for member in &group.members {
                 let index = index_of[&member.parse::<Address>().unwrap()];
-                if let Some(point) = crashes.get(&index) {
+                if let Some(point) = crashed.get(&index) {
                     // Only a client that crashed after sending its masked
                     // input can be a survivor of its crash round.
                     assert!(
