@@ -64,7 +64,7 @@ use std::cell::RefCell;
 use ndarray::{Array1, ArrayView2};
 use rayon::prelude::*;
 
-use super::kernels::Rows;
+use super::kernels::{Rows, first_non_finite};
 use crate::{Aggregate, AggregationError, Reason, Verdict};
 
 /// Coordinates processed together: a block of them, `m x 128` bytes, stays in
@@ -93,15 +93,19 @@ type Vector = [f32; WIDTH];
 const MAX_BUFFER: usize = 16;
 
 /// The coordinate-wise median; verdicts as described in the module docs.
+/// The inputs need not have been checked for NaN or infinite values: the
+/// tile copy checks them (module docs).
 pub(crate) fn median(updates: ArrayView2<f32>) -> Result<Aggregate, AggregationError> {
     let rows = Rows::new(updates);
     let everyone: Vec<usize> = (0..rows.count()).collect();
-    let (update, verdicts) = aggregate(&rows, &everyone, rows.count() / 4, Statistic::Median);
+    let (update, verdicts) = aggregate(&rows, &everyone, rows.count() / 4, Statistic::Median)
+        .ok_or_else(|| non_finite(&rows))?;
     Ok(Aggregate { update, verdicts })
 }
 
 /// The coordinate-wise mean after dropping the `floor(trim_fraction * n)`
-/// smallest and largest values of each coordinate.
+/// smallest and largest values of each coordinate. Like [`median`], it
+/// checks for NaN and infinite values itself.
 pub(crate) fn trimmed_mean(
     updates: ArrayView2<f32>,
     trim_fraction: f32,
@@ -112,7 +116,8 @@ pub(crate) fn trimmed_mean(
     // 0.35 is 0.34999999, which would floor to 6); capped so one value is left.
     let trim = ((trim_fraction * n as f32).floor() as usize).min((n - 1) / 2);
     let everyone: Vec<usize> = (0..n).collect();
-    let (update, verdicts) = aggregate(&rows, &everyone, trim, Statistic::TrimmedMean);
+    let (update, verdicts) = aggregate(&rows, &everyone, trim, Statistic::TrimmedMean)
+        .ok_or_else(|| non_finite(&rows))?;
     Ok(Aggregate { update, verdicts })
 }
 
@@ -122,8 +127,18 @@ pub(crate) fn trimmed_mean_of(
     rows: &Rows,
     members: &[usize],
     trim: usize,
-) -> (Array1<f32>, Vec<Verdict>) {
-    aggregate(rows, members, trim, Statistic::TrimmedMean)
+) -> Result<(Array1<f32>, Vec<Verdict>), AggregationError> {
+    aggregate(rows, members, trim, Statistic::TrimmedMean).ok_or_else(|| non_finite(rows))
+}
+
+/// The error naming the first NaN or infinite value of `rows`, searched
+/// only after a tile copy saw one.
+fn non_finite(rows: &Rows) -> AggregationError {
+    let index = first_non_finite(rows.values()).unwrap_or(0);
+    AggregationError::NonFinite {
+        input: index / rows.dim(),
+        coordinate: index % rows.dim(),
+    }
 }
 
 /// What is taken of each coordinate's sorted values.
@@ -148,13 +163,13 @@ enum Method {
 
 /// Takes `statistic` of every coordinate of the `members` rows and counts,
 /// per member, the coordinates where it was among the `trim` lowest or
-/// highest ranks.
+/// highest ranks; `None` if a value is NaN or infinite.
 fn aggregate(
     rows: &Rows,
     members: &[usize],
     trim: usize,
     statistic: Statistic,
-) -> (Array1<f32>, Vec<Verdict>) {
+) -> Option<(Array1<f32>, Vec<Verdict>)> {
     let method = match statistic {
         Statistic::TrimmedMean if trim == 0 => Method::Mean,
         Statistic::TrimmedMean if trim <= MAX_BUFFER => Method::Select(trim.next_power_of_two()),
@@ -170,18 +185,20 @@ fn aggregate_by(
     trim: usize,
     statistic: Statistic,
     method: &Method,
-) -> (Array1<f32>, Vec<Verdict>) {
+) -> Option<(Array1<f32>, Vec<Verdict>)> {
     let m = members.len();
     let mut update = vec![0.0f32; rows.dim()];
     // Per task counts, added in task order so that the fractional tie shares
     // sum the same way on every run.
-    let per_task: Vec<Vec<f64>> = update
+    let per_task: Vec<Option<Vec<f64>>> = update
         .par_chunks_mut(TASK)
         .enumerate()
         .map(|(task, out)| {
             SCRATCH.with_borrow_mut(|block| {
                 block.prepare(m);
-                block.load_tile(rows, members, task * TASK, out.len());
+                if !block.load_tile(rows, members, task * TASK, out.len()) {
+                    return None;
+                }
                 for (b, out) in out.chunks_mut(LANES).enumerate() {
                     match method {
                         Method::Sort(network) => {
@@ -199,11 +216,13 @@ fn aggregate_by(
                         Method::Mean => block.mean(b, out),
                     }
                 }
-                block.trimmed_counts()
+                Some(block.trimmed_counts())
             })
         })
         .collect();
     let trimmed = per_task
+        .into_iter()
+        .collect::<Option<Vec<_>>>()?
         .into_iter()
         .reduce(|mut total, part| {
             total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
@@ -211,7 +230,7 @@ fn aggregate_by(
         })
         .unwrap_or_else(|| vec![0.0; m]);
     let verdicts = trimmed_verdicts(&trimmed, rows.dim(), trim);
-    (Array1::from(update), verdicts)
+    Some((Array1::from(update), verdicts))
 }
 
 /// Verdicts from the number of coordinates (out of `dim`, tie shares
@@ -273,20 +292,28 @@ impl Block {
         self.shared.resize(members, 0.0);
     }
 
-    /// Copies coordinates `start..start + len` of the members into the tile.
-    /// A last block that is not whole keeps stale but finite values in its
-    /// last lanes, whose results nothing reads.
-    fn load_tile(&mut self, rows: &Rows, members: &[usize], start: usize, len: usize) {
+    /// Copies coordinates `start..start + len` of the members into the tile
+    /// and tells whether every value copied is finite: checking here saves
+    /// the rules a separate pass over the whole input. A last block that is
+    /// not whole keeps stale but finite values in its last lanes, whose
+    /// results nothing reads.
+    fn load_tile(&mut self, rows: &Rows, members: &[usize], start: usize, len: usize) -> bool {
         let m = members.len();
+        // A fold without an early exit vectorizes.
+        let finite = |values: &[f32]| values.iter().fold(true, |ok, v| ok & v.is_finite());
+        let mut all_finite = true;
         for (i, &member) in members.iter().enumerate() {
             let (whole, rest) = rows.row(member)[start..start + len].as_chunks::<LANES>();
             for (b, values) in whole.iter().enumerate() {
+                all_finite &= finite(values);
                 self.tile[b * m + i] = *values;
             }
             if !rest.is_empty() {
+                all_finite &= finite(rest);
                 self.tile[whole.len() * m + i][..rest.len()].copy_from_slice(rest);
             }
         }
+        all_finite
     }
 
     /// The members' values in the coordinates of block `b`.
@@ -746,9 +773,10 @@ mod tests {
                     let rows = Rows::new(updates.view());
                     let members: Vec<usize> = (0..m).rev().collect();
                     let statistic = Statistic::TrimmedMean;
-                    let (selected, verdicts) = aggregate(&rows, &members, trim, statistic);
+                    let (selected, verdicts) = aggregate(&rows, &members, trim, statistic).unwrap();
                     let sort = Method::Sort(odd_even_merge_sort(m));
-                    let (sorted, expected) = aggregate_by(&rows, &members, trim, statistic, &sort);
+                    let (sorted, expected) =
+                        aggregate_by(&rows, &members, trim, statistic, &sort).unwrap();
                     for (j, (&a, &b)) in selected.iter().zip(&sorted).enumerate() {
                         let tolerance = 1e-6 * (1.0 + a.abs().max(b.abs()));
                         assert!(

@@ -72,7 +72,7 @@ pub(crate) fn bulyan(updates: ArrayView2<f32>, f: usize) -> Result<Aggregate, Ag
     }
     // In input order, so rows are read in memory order.
     chosen.sort_unstable();
-    let (update, chosen_verdicts) = coordinate::trimmed_mean_of(&rows, &chosen, f);
+    let (update, chosen_verdicts) = coordinate::trimmed_mean_of(&rows, &chosen, f)?;
 
     let mut verdicts = not_selected(&scores);
     for (&i, verdict) in chosen.iter().zip(chosen_verdicts) {

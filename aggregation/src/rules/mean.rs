@@ -14,7 +14,7 @@ pub fn weighted_mean(
     updates: ArrayView2<f32>,
     weights: &[f32],
 ) -> Result<Array1<f32>, AggregationError> {
-    super::check_inputs(updates, weights, &RoundContext::default())?;
+    super::check_inputs(updates, weights, &RoundContext::default(), true)?;
     let total: f64 = weights.iter().map(|&w| f64::from(w)).sum();
     let scaled: Vec<f32> = weights
         .iter()

@@ -64,11 +64,14 @@ pub(crate) fn validate(rule: &Rule) -> Result<(), AggregationError> {
     }
 }
 
-/// Checks what every rule needs of its inputs.
+/// Checks what every rule needs of its inputs; with `check_values`, also
+/// checks the updates for NaN and infinite values (the coordinate-wise
+/// rules do it during their own pass and pass `false`).
 pub(crate) fn check_inputs(
     updates: ArrayView2<f32>,
     weights: &[f32],
     context: &RoundContext,
+    check_values: bool,
 ) -> Result<(), AggregationError> {
     let (n, d) = updates.dim();
     if n == 0 {
@@ -90,7 +93,9 @@ pub(crate) fn check_inputs(
     if weights.iter().all(|&w| w == 0.0) {
         return Err(AggregationError::ZeroTotalWeight);
     }
-    mean::check_finite(updates)?;
+    if check_values {
+        mean::check_finite(updates)?;
+    }
     for (what, vector) in [
         ("root update", context.root_update),
         ("previous aggregate", context.previous_aggregate),
