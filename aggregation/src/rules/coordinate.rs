@@ -5,7 +5,11 @@
 //! Coordinates are processed in blocks of [`LANES`] neighbours, each block's
 //! `m x LANES` values contiguous in a per-thread tile. Nothing branches on the
 //! data (but the rare ties below) and nothing is allocated per coordinate
-//! (each thread keeps its buffers).
+//! (each thread keeps its buffers). The copy into the tile also checks that
+//! every value is finite, so these rules skip the separate finiteness pass
+//! the other rules make over the whole input (a sixth of the trimmed mean's
+//! time at `n = 100, d = 1e6`); the error is the same, naming the first
+//! NaN or infinite value.
 //!
 //! The median, and a trimmed mean that drops more than [`MAX_BUFFER`] values
 //! at each end, sort each coordinate's `m` values with a fixed sorting network
