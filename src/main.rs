@@ -85,7 +85,7 @@ enum CoordinatorCommand {
     /// `[coordinator] tls_fingerprint`.
     Certificate {
         /// The coordinator's state directory (the one `serve --state` uses).
-        #[arg(long, default_value = "coordinator")]
+        #[arg(long, default_value = "coordinator-state")]
         state: PathBuf,
         /// DNS names for the certificate besides localhost.
         #[arg(long)]
@@ -111,7 +111,7 @@ enum TaskCommand {
     /// coordinator's state directory.
     Status {
         /// The coordinator's state directory (`coordinator serve --state`).
-        #[arg(long, default_value = "coordinator")]
+        #[arg(long, default_value = "coordinator-state")]
         state: PathBuf,
     },
     /// Escrow the spec's reward pool in the reward contract and register the

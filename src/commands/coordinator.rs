@@ -25,7 +25,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "0.0.0.0:4433")]
     listen: SocketAddr,
     /// Directory of the coordinator's store and TLS certificate.
-    #[arg(long, default_value = "coordinator")]
+    #[arg(long, default_value = "coordinator-state")]
     state: PathBuf,
     /// The sponsor's validation data: csv:PATH, idx:IMAGES,LABELS,
     /// npy:FEATURES,LABELS or synthetic:EXAMPLES[,SEED].
