@@ -3,6 +3,9 @@
 //! (and so no mask) is used twice, and every balance reconciles.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+#[path = "../coordinator/tests/common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -19,7 +22,7 @@ use fedstake_coordinator::Store;
 use fedstake_protocol::spec::{DEFAULT_CHAIN_ID, TaskSpec};
 use fedstake_rewards::PayoutTree;
 use fedstake_rewards::chain::{Chain, EmbeddedChain};
-use fedstake_rewards::ledger::{embedded_defaults, mint_test_token};
+use fedstake_rewards::ledger::embedded_defaults;
 
 const PASSWORD: &str = "restart test";
 const CLIENTS: usize = 10;
@@ -153,35 +156,10 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
         let chain =
             EmbeddedChain::open(&dir.path().join("chain.sqlite"), DEFAULT_CHAIN_ID).unwrap();
         let (ledger, token) = embedded_defaults(chain).await.unwrap();
-        let sponsor = PrivateKeySigner::random();
-        let pool = U256::from(rewards.pool);
-        mint_test_token(ledger.chain(), &sponsor, token, sponsor.address(), pool)
-            .await
-            .unwrap();
-        ledger.approve(&sponsor, token, pool).await.unwrap();
-        let now = ledger.chain().timestamp().await.unwrap();
-        let (task_id, _) = ledger
-            .create_task(
-                &sponsor,
-                fedstake_coordinator::task_params(
-                    &spec,
-                    token,
-                    coordinator_key.address(),
-                    sponsor.address(),
-                    now,
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+        let address = coordinator_key.address();
+        let task_id =
+            common::escrow_and_stake(&ledger, token, &spec, address, &clients, stake).await;
         assert_eq!(task_id, U256::from(1));
-        for client in &clients {
-            mint_test_token(ledger.chain(), client, token, client.address(), stake)
-                .await
-                .unwrap();
-            ledger.approve(client, token, stake).await.unwrap();
-            ledger.stake(client, task_id, stake).await.unwrap();
-        }
     }
 
     let port = std::net::UdpSocket::bind("127.0.0.1:0")

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use alloy::primitives::U256;
+use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 use fedstake_client::data::{Dataset, SyntheticSpec, synthetic};
 use fedstake_client::net::session::{
@@ -116,46 +116,55 @@ pub fn stake_amount(spec: &TaskSpec) -> U256 {
     U256::from(spec.rewards.as_ref().unwrap().min_stake) * U256::from(2)
 }
 
+/// A random sponsor escrows `spec`'s pool in a new task coordinated by
+/// `coordinator`, and each of `clients` stakes `stake`; returns the task id.
+pub async fn escrow_and_stake<C: Chain>(
+    ledger: &Ledger<C>,
+    token: Address,
+    spec: &TaskSpec,
+    coordinator: Address,
+    clients: &[PrivateKeySigner],
+    stake: U256,
+) -> U256 {
+    let sponsor = PrivateKeySigner::random();
+    let pool = U256::from(spec.rewards.as_ref().unwrap().pool);
+    mint_test_token(ledger.chain(), &sponsor, token, sponsor.address(), pool)
+        .await
+        .unwrap();
+    ledger.approve(&sponsor, token, pool).await.unwrap();
+    let now = ledger.chain().timestamp().await.unwrap();
+    let params =
+        fedstake_coordinator::task_params(spec, token, coordinator, sponsor.address(), now)
+            .unwrap();
+    let (task_id, _) = ledger.create_task(&sponsor, params).await.unwrap();
+    for client in clients {
+        mint_test_token(ledger.chain(), client, token, client.address(), stake)
+            .await
+            .unwrap();
+        ledger.approve(client, token, stake).await.unwrap();
+        ledger.stake(client, task_id, stake).await.unwrap();
+    }
+    task_id
+}
+
 /// Creates the task and `clients` staked clients (with 60 examples each of
 /// one synthetic dataset).
 pub async fn setup(spec: TaskSpec, clients: usize) -> Net {
     let dir = tempfile::tempdir().unwrap();
     let chain = EmbeddedChain::open(&dir.path().join("chain.sqlite"), DEFAULT_CHAIN_ID).unwrap();
     let (ledger, token) = embedded_defaults(chain).await.unwrap();
-    let sponsor = PrivateKeySigner::random();
     let coordinator = PrivateKeySigner::random();
-    let rewards = spec.rewards.clone().unwrap();
-    let pool = U256::from(rewards.pool);
-    mint_test_token(ledger.chain(), &sponsor, token, sponsor.address(), pool)
-        .await
-        .unwrap();
-    ledger.approve(&sponsor, token, pool).await.unwrap();
-    let now = ledger.chain().timestamp().await.unwrap();
-    let (task_id, _) = ledger
-        .create_task(
-            &sponsor,
-            fedstake_coordinator::task_params(
-                &spec,
-                token,
-                coordinator.address(),
-                sponsor.address(),
-                now,
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    let signers: Vec<PrivateKeySigner> = (0..clients).map(|_| PrivateKeySigner::random()).collect();
     let stake = stake_amount(&spec);
-    let mut signers = Vec::new();
-    for _ in 0..clients {
-        let signer = PrivateKeySigner::random();
-        mint_test_token(ledger.chain(), &signer, token, signer.address(), stake)
-            .await
-            .unwrap();
-        ledger.approve(&signer, token, stake).await.unwrap();
-        ledger.stake(&signer, task_id, stake).await.unwrap();
-        signers.push(signer);
-    }
+    let task_id = escrow_and_stake(
+        &ledger,
+        token,
+        &spec,
+        coordinator.address(),
+        &signers,
+        stake,
+    )
+    .await;
     let all = synthetic(&SyntheticSpec {
         classes: spec.data.classes as usize,
         dim: spec.data.features as usize,
