@@ -5,6 +5,8 @@
 # exactly this (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A one-shot build gains nothing from incremental caches, which cost GBs.
+export CARGO_INCREMENTAL=0
 
 # Installs the contract toolchain (npm, pinned), checks the committed
 # artifacts, runs forge's unit/fuzz/invariant tests and prints the gas report.
