@@ -14,22 +14,22 @@
 //! The median, and a trimmed mean that drops more than [`MAX_BUFFER`] values
 //! at each end, sort each coordinate's `m` values with a fixed sorting network
 //! (Batcher's odd-even merge sort, `O(m log^2 m)` comparators): every
-//! comparator is a lane-wise min/max over the block in L1, which the compiler
-//! vectorizes. At `n = 100` this is about 3x faster than `select_nth_unstable`
+//! comparator is a lane-wise min/max over the block in L1, in vector
+//! registers. At `n = 100` this is about 3x faster than `select_nth_unstable`
 //! per coordinate, whose partitions mispredict branches.
 //!
 //! The trimmed mean otherwise needs no sort, only its two cuts: the `k`-th
-//! lowest value `lo` and the `k`-th highest `hi`. For [`WIDTH`] coordinates at
-//! a time (one SSE register), two sorted buffers of `K` values (`K` the power
-//! of two `>= k`) keep the lowest and highest values seen: runs of `K` values
-//! are sorted by a written-out network, and each run is merged into both
-//! buffers by comparing run and buffer head to tail (which leaves the `K`
-//! lowest, respectively highest, as a bitonic sequence) and a bitonic merge;
-//! the last `m mod K` values are inserted one by one. A run's sort serves both
-//! ends. At `m = 100, k = 10` (`K = 16`) that is about 1,800 min/max
-//! operations per coordinate, not much fewer than the sorting network's 2,200,
-//! but on registers: the network works on the block in L1, a load and a store
-//! per operand, and that traffic was most of its time. One pass
+//! lowest value `lo` and the `k`-th highest `hi`. For `W` coordinates at a
+//! time (one vector register, see [`Buffer`]), two sorted buffers of `k`
+//! values keep the lowest and highest values seen: runs of `k` values are
+//! sorted by a written-out network, and each run is merged into both buffers
+//! by comparing run and buffer head to tail (which leaves the `k` lowest,
+//! respectively highest, as a bitonic sequence) and a bitonic merge; the last
+//! `m mod k` values are inserted one by one. A run's sort serves both ends.
+//! At `m = 100, k = 10` that is about 1,400 min/max operations per
+//! coordinate, fewer than the sorting network's 2,200 and on registers: the
+//! network works on the block in L1, a load and a store per operand, and
+//! that traffic was most of its time. One pass
 //! over the block then sums, per coordinate, the values strictly between
 //! `lo` and `hi` and counts the inputs at or beyond a cut. When exactly `k`
 //! values are `<= lo` and `k` are `>= hi` (always, unless a cut value is
@@ -38,6 +38,13 @@
 //! kept copies of `lo` and `hi` are added to its sum. The mean is that sum
 //! divided by `m - 2k`, summed in input order rather than sorted order (it
 //! differs from the sorted sum by rounding only).
+//!
+//! Everything a task runs is compiled for SSE2 (which every x86-64 processor
+//! has), AVX2 and AVX-512, and [`pulp`] picks the best the processor has at
+//! run time. The comparators use `pulp`'s vector types explicitly: left to
+//! the compiler, 16-lane arrays were split into 4- and 8-lane pieces. With
+//! AVX-512's 32 registers of 16 lanes, both buffers and a run stay in
+//! registers for `k <= 10`.
 //!
 //! # Verdicts
 //! With `k` values trimmed at each end of a coordinate's `m` sorted values,
@@ -66,6 +73,7 @@
 use std::cell::RefCell;
 
 use ndarray::{Array1, ArrayView2};
+use pulp::{Arch, Scalar128b, Simd, WithSimd};
 use rayon::prelude::*;
 
 use super::kernels::{Rows, first_non_finite};
@@ -84,13 +92,6 @@ const TASK: usize = 64 * LANES;
 
 /// One input's values in the block's coordinates.
 type Lanes = [f32; LANES];
-
-/// Coordinates the selection runs on at once: one SSE register, so that its
-/// buffers can stay in registers.
-const WIDTH: usize = 4;
-
-/// One input's values in `WIDTH` neighbouring coordinates.
-type Vector = [f32; WIDTH];
 
 /// The largest selection buffer: a trimmed mean that drops more values at each
 /// end sorts instead.
@@ -158,9 +159,8 @@ enum Statistic {
 enum Method {
     /// Sort every coordinate with this network (comparators `(low, high)`).
     Sort(Vec<(usize, usize)>),
-    /// Select the two cuts of a trimmed mean with a buffer of this many
-    /// values, a power of two at least `trim`.
-    Select(usize),
+    /// Select the two cuts of a trimmed mean, `trim` at most [`MAX_BUFFER`].
+    Select,
     /// Nothing is trimmed: the plain mean.
     Mean,
 }
@@ -176,19 +176,20 @@ fn aggregate(
 ) -> Option<(Array1<f32>, Vec<Verdict>)> {
     let method = match statistic {
         Statistic::TrimmedMean if trim == 0 => Method::Mean,
-        Statistic::TrimmedMean if trim <= MAX_BUFFER => Method::Select(trim.next_power_of_two()),
+        Statistic::TrimmedMean if trim <= MAX_BUFFER => Method::Select,
         _ => Method::Sort(odd_even_merge_sort(members.len())),
     };
-    aggregate_by(rows, members, trim, statistic, &method)
+    aggregate_by(rows, members, trim, statistic, &method, Arch::new())
 }
 
-/// [`aggregate`] by `method`.
+/// [`aggregate`] by `method`, compiled for the instruction set `arch`.
 fn aggregate_by(
     rows: &Rows,
     members: &[usize],
     trim: usize,
     statistic: Statistic,
     method: &Method,
+    arch: Arch,
 ) -> Option<(Array1<f32>, Vec<Verdict>)> {
     let m = members.len();
     let mut update = vec![0.0f32; rows.dim()];
@@ -200,27 +201,17 @@ fn aggregate_by(
         .map(|(task, out)| {
             SCRATCH.with_borrow_mut(|block| {
                 block.prepare(m);
-                if !block.load_tile(rows, members, task * TASK, out.len()) {
-                    return None;
-                }
-                for (b, out) in out.chunks_mut(LANES).enumerate() {
-                    match method {
-                        Method::Sort(network) => {
-                            block.sort(b, network);
-                            block.write(statistic, trim, out);
-                            if trim > 0 {
-                                block.count_trimmed(b, trim, out);
-                            }
-                        }
-                        Method::Select(1) => block.trimmed_mean::<1>(b, trim, out),
-                        Method::Select(2) => block.trimmed_mean::<2>(b, trim, out),
-                        Method::Select(4) => block.trimmed_mean::<4>(b, trim, out),
-                        Method::Select(8) => block.trimmed_mean::<8>(b, trim, out),
-                        Method::Select(_) => block.trimmed_mean::<MAX_BUFFER>(b, trim, out),
-                        Method::Mean => block.mean(b, out),
-                    }
-                }
-                Some(block.trimmed_counts())
+                let finite = arch.dispatch(Task {
+                    block: &mut *block,
+                    rows,
+                    members,
+                    start: task * TASK,
+                    out,
+                    trim,
+                    statistic,
+                    method,
+                });
+                finite.then(|| block.trimmed_counts())
             })
         })
         .collect();
@@ -264,6 +255,90 @@ fn trimmed_verdicts(trimmed: &[f64], dim: usize, trim: usize) -> Vec<Verdict> {
         .collect()
 }
 
+/// One parallel task: `out.len()` coordinates from `start`, reduced by
+/// `method`. A [`WithSimd`] operation, so that [`Arch::dispatch`] compiles it
+/// (everything it calls is inlined) for each instruction set and runs the
+/// best the processor has.
+struct Task<'a> {
+    block: &'a mut Block,
+    rows: &'a Rows<'a>,
+    members: &'a [usize],
+    start: usize,
+    out: &'a mut [f32],
+    trim: usize,
+    statistic: Statistic,
+    method: &'a Method,
+}
+
+impl WithSimd for Task<'_> {
+    /// Whether every value was finite.
+    type Output = bool;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> bool {
+        if S::F32_LANES == 1 {
+            // No vector extension detected: SSE2's four lanes, which every
+            // x86-64 processor has.
+            self.run(Scalar128b)
+        } else {
+            self.run(simd)
+        }
+    }
+}
+
+impl Task<'_> {
+    /// The task, the selection in registers of `simd`.
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) -> bool {
+        let Task {
+            block,
+            rows,
+            members,
+            start,
+            out,
+            trim,
+            statistic,
+            method,
+        } = self;
+        if !block.load_tile(rows, members, start, out.len()) {
+            return false;
+        }
+        for (b, out) in out.chunks_mut(LANES).enumerate() {
+            match method {
+                Method::Sort(network) => {
+                    block.sort(simd, b, network);
+                    block.write(statistic, trim, out);
+                    if trim > 0 {
+                        block.count_trimmed(b, trim, out);
+                    }
+                }
+                // Buffers exactly `trim` long: a longer one would do more
+                // work and hold more registers.
+                Method::Select => match trim {
+                    1 => block.trimmed_mean::<S, 1>(simd, b, out),
+                    2 => block.trimmed_mean::<S, 2>(simd, b, out),
+                    3 => block.trimmed_mean::<S, 3>(simd, b, out),
+                    4 => block.trimmed_mean::<S, 4>(simd, b, out),
+                    5 => block.trimmed_mean::<S, 5>(simd, b, out),
+                    6 => block.trimmed_mean::<S, 6>(simd, b, out),
+                    7 => block.trimmed_mean::<S, 7>(simd, b, out),
+                    8 => block.trimmed_mean::<S, 8>(simd, b, out),
+                    9 => block.trimmed_mean::<S, 9>(simd, b, out),
+                    10 => block.trimmed_mean::<S, 10>(simd, b, out),
+                    11 => block.trimmed_mean::<S, 11>(simd, b, out),
+                    12 => block.trimmed_mean::<S, 12>(simd, b, out),
+                    13 => block.trimmed_mean::<S, 13>(simd, b, out),
+                    14 => block.trimmed_mean::<S, 14>(simd, b, out),
+                    15 => block.trimmed_mean::<S, 15>(simd, b, out),
+                    _ => block.trimmed_mean::<S, MAX_BUFFER>(simd, b, out),
+                },
+                Method::Mean => block.mean(b, out),
+            }
+        }
+        true
+    }
+}
+
 thread_local! {
     /// Each thread's scratch space, kept between calls: allocating the tile
     /// per task would cost more in page faults than the copy into it.
@@ -301,6 +376,7 @@ impl Block {
     /// the rules a separate pass over the whole input. A last block that is
     /// not whole keeps stale but finite values in its last lanes, whose
     /// results nothing reads.
+    #[inline(always)]
     fn load_tile(&mut self, rows: &Rows, members: &[usize], start: usize, len: usize) -> bool {
         let m = members.len();
         // A fold without an early exit vectorizes.
@@ -326,23 +402,23 @@ impl Block {
         &self.tile[b * m..(b + 1) * m]
     }
 
-    /// Sorts block `b`, always whole.
-    fn sort(&mut self, b: usize, network: &[(usize, usize)]) {
+    /// Sorts block `b`, always whole, in registers of `simd`.
+    #[inline(always)]
+    fn sort<S: Simd>(&mut self, simd: S, b: usize, network: &[(usize, usize)]) {
         let m = self.trimmed.len();
         self.sorted.copy_from_slice(&self.tile[b * m..(b + 1) * m]);
         for &(low, high) in network {
             let (below, above) = self.sorted.split_at_mut(high);
-            // By value, so the compiler need not check whether the two rows
-            // overlap. Selects rather than f32::min/max, whose NaN handling
-            // (the inputs are checked finite) would keep this from compiling
-            // to plain vector min/max instructions.
-            let (a, b) = (below[low], above[0]);
-            below[low] = std::array::from_fn(|l| lower(a[l], b[l]));
-            above[0] = std::array::from_fn(|l| upper(a[l], b[l]));
+            let lows = S::as_mut_simd_f32s(&mut below[low]).0;
+            let highs = S::as_mut_simd_f32s(&mut above[0]).0;
+            for (a, b) in lows.iter_mut().zip(highs) {
+                (*a, *b) = (simd.min_f32s(*a, *b), simd.max_f32s(*a, *b));
+            }
         }
     }
 
     /// Writes the statistic of the sorted block's first `out.len()` lanes.
+    #[inline(always)]
     fn write(&self, statistic: Statistic, trim: usize, out: &mut [f32]) {
         let m = self.sorted.len();
         match statistic {
@@ -368,6 +444,7 @@ impl Block {
 
     /// Counts, for the first `out.len()` lanes of the sorted block `b`, which
     /// members have rank `< trim` or `>= m - trim`.
+    #[inline(always)]
     fn count_trimmed(&mut self, b: usize, trim: usize, out: &[f32]) {
         let m = self.sorted.len();
         let Block {
@@ -398,15 +475,16 @@ impl Block {
         }
     }
 
-    /// The trimmed mean of block `b`, `trim` values dropped at each end, with
-    /// the trimmed members counted: the two cuts of every coordinate are
-    /// selected with buffers of `BUFFER` values, then one pass over the block
+    /// The trimmed mean of block `b`, `TRIM` values dropped at each end,
+    /// with the trimmed members counted: the two cuts of every coordinate are
+    /// selected with buffers of `TRIM` values, then one pass over the block
     /// sums the values between them and counts the values outside.
-    fn trimmed_mean<const BUFFER: usize>(&mut self, b: usize, trim: usize, out: &mut [f32])
+    #[inline(always)]
+    fn trimmed_mean<S: Simd, const TRIM: usize>(&mut self, simd: S, b: usize, out: &mut [f32])
     where
-        [Vector; BUFFER]: Buffer,
+        Buffer<S, TRIM>: Network<S>,
     {
-        let m = self.trimmed.len();
+        let (m, trim) = (self.trimmed.len(), TRIM);
         let Block {
             tile,
             trimmed,
@@ -416,10 +494,10 @@ impl Block {
         let column = &tile[b * m..(b + 1) * m];
         let mut low_cut = [0.0f32; LANES];
         let mut high_cut = [0.0f32; LANES];
-        let cuts = low_cut.as_chunks_mut::<WIDTH>().0.iter_mut();
-        let cuts = cuts.zip(high_cut.as_chunks_mut::<WIDTH>().0);
+        let cuts = S::as_mut_simd_f32s(&mut low_cut).0.iter_mut();
+        let cuts = cuts.zip(S::as_mut_simd_f32s(&mut high_cut).0);
         for (part, (low, high)) in cuts.enumerate() {
-            (*low, *high) = select_cuts::<BUFFER>(column, part, trim);
+            (*low, *high) = select_cuts::<S, TRIM>(simd, column, part);
         }
         // Optimistically counted as if no value equalled a cut but the cuts
         // themselves (exact when the cuts are clean, see `count_trimmed`).
@@ -467,6 +545,7 @@ impl Block {
     }
 
     /// The plain mean of block `b`.
+    #[inline(always)]
     fn mean(&self, b: usize, out: &mut [f32]) {
         let column = self.column(b);
         let mut sums = [0.0f32; LANES];
@@ -526,24 +605,28 @@ fn count_ties(
     (up_to_low, below_high)
 }
 
-/// The `trim`-th lowest and highest values of each coordinate in `part` (the
-/// `WIDTH` lanes from `part * WIDTH`) of the block `column`, `0 < trim <=
-/// BUFFER`. Two sorted buffers keep the `BUFFER` lowest and highest values
-/// seen; the values come in runs of `BUFFER`, each sorted and merged into both
-/// buffers, then the last few one by one ([`Buffer`]).
+/// The `BUFFER`-th lowest and highest values of each coordinate in `part`
+/// (the `part`-th vector of `S`'s lanes) of the block `column`. Two sorted
+/// buffers keep the `BUFFER` lowest and highest values seen; the values come
+/// in runs of `BUFFER`, each sorted and merged into both buffers, then the
+/// last few one by one ([`Network`]).
 #[inline(always)]
-fn select_cuts<const BUFFER: usize>(column: &[Lanes], part: usize, trim: usize) -> (Vector, Vector)
+fn select_cuts<S: Simd, const BUFFER: usize>(
+    simd: S,
+    column: &[Lanes],
+    part: usize,
+) -> (S::f32s, S::f32s)
 where
-    [Vector; BUFFER]: Buffer,
+    Buffer<S, BUFFER>: Network<S>,
 {
     let (runs, rest) = column.as_chunks::<BUFFER>();
     let (mut low, mut high) = match runs.split_first() {
         Some((first, runs)) => {
-            let mut run = <[Vector; BUFFER]>::load(first, part);
+            let mut run = Buffer::load(simd, first, part);
             run.sort();
             let (mut low, mut high) = (run, run);
             for values in runs {
-                let mut run = <[Vector; BUFFER]>::load(values, part);
+                let mut run = Buffer::load(simd, values, part);
                 run.sort();
                 low.keep_lowest(&run);
                 high.keep_highest(&run);
@@ -551,45 +634,53 @@ where
             (low, high)
         }
         None => (
-            [[f32::INFINITY; WIDTH]; BUFFER],
-            [[f32::NEG_INFINITY; WIDTH]; BUFFER],
+            Buffer::splat(simd, f32::INFINITY),
+            Buffer::splat(simd, f32::NEG_INFINITY),
         ),
     };
     for values in rest {
-        let x = values.as_chunks::<WIDTH>().0[part];
+        let x = S::as_simd_f32s(values).0[part];
         low.insert_lowest(x);
         high.insert_highest(x);
     }
-    (low[trim - 1], high[BUFFER - trim])
+    (low.wires[BUFFER - 1], high.wires[0])
 }
 
-/// The smaller of two finite values. A select rather than f32::min, whose NaN
-/// handling would keep it from compiling to a plain vector min instruction.
-#[inline(always)]
-fn lower(a: f32, b: f32) -> f32 {
-    if a < b { a } else { b }
+/// A sorted buffer of the selection: `N` vectors of `S`'s lanes, each lane
+/// sorted ascending over the vectors. Every operation is written out wire by
+/// wire (by [`buffer!`]), so that the vectors stay in registers.
+#[derive(Clone, Copy)]
+struct Buffer<S: Simd, const N: usize> {
+    simd: S,
+    wires: [S::f32s; N],
 }
 
-/// The larger of two finite values (see [`lower`]).
-#[inline(always)]
-fn upper(a: f32, b: f32) -> f32 {
-    if a > b { a } else { b }
+impl<S: Simd, const N: usize> Buffer<S, N> {
+    /// Every wire `value`.
+    #[inline(always)]
+    fn splat(simd: S, value: f32) -> Self {
+        let wires = [simd.splat_f32s(value); N];
+        Buffer { simd, wires }
+    }
+
+    /// The `part`-th vector of the first `N` rows of a block.
+    #[inline(always)]
+    fn load(simd: S, rows: &[Lanes], part: usize) -> Self {
+        let wires = std::array::from_fn(|i| S::as_simd_f32s(&rows[i]).0[part]);
+        Buffer { simd, wires }
+    }
+
+    /// Orders wires `i < j`.
+    #[inline(always)]
+    fn exchange(&mut self, i: usize, j: usize) {
+        let (a, b) = (self.wires[i], self.wires[j]);
+        self.wires[i] = self.simd.min_f32s(a, b);
+        self.wires[j] = self.simd.max_f32s(a, b);
+    }
 }
 
-/// Orders wires `i < j` of `v`.
-#[inline(always)]
-fn exchange<const N: usize>(v: &mut [Vector; N], i: usize, j: usize) {
-    let (a, b) = (v[i], v[j]);
-    v[i] = std::array::from_fn(|l| lower(a[l], b[l]));
-    v[j] = std::array::from_fn(|l| upper(a[l], b[l]));
-}
-
-/// A sorted buffer of the selection: `N` vectors, each lane sorted
-/// ascending. Every operation is written out wire by wire (by [`buffer!`]),
-/// so that the vectors stay in registers.
-trait Buffer: Copy {
-    /// The `part` of `N` rows of a block.
-    fn load(rows: &[Lanes], part: usize) -> Self;
+/// The networks of a [`Buffer`].
+trait Network<S: Simd>: Copy {
     /// Sorts the vectors lane by lane (Batcher's odd-even merge sort).
     fn sort(&mut self);
     /// Keeps the lowest `N` values of the buffer and the sorted `run`:
@@ -599,58 +690,65 @@ trait Buffer: Copy {
     /// Keeps the highest `N` values of the buffer and the sorted `run`.
     fn keep_highest(&mut self, run: &Self);
     /// Inserts `x`, dropping the highest value.
-    fn insert_lowest(&mut self, x: Vector);
+    fn insert_lowest(&mut self, x: S::f32s);
     /// Inserts `x`, dropping the lowest value.
-    fn insert_highest(&mut self, x: Vector);
+    fn insert_highest(&mut self, x: S::f32s);
 }
 
-/// Implements [`Buffer`] for `[Vector; N]`, given the wires `0..N` in both
+/// Implements [`Network`] for `Buffer<S, N>`, given the wires `0..N` in both
 /// orders and the comparators `(i, j)` (the smaller value to wire `i`) of the
-/// sorting network and of the bitonic merge (the tests check them).
+/// sorting network and of the two bitonic merges (the tests check them).
+///
+/// The networks are Batcher's for the next power of two `P >= N`, less the
+/// comparators that padding makes no-ops: the sort's padding is `+inf` on the
+/// last wires, as in [`odd_even_merge_sort`]. Keeping the lowest values leaves
+/// an ascending-then-descending sequence; padded with `-inf` on the *first*
+/// `P - N` wires it stays bitonic, and the bitonic merge never moves those
+/// `-inf`s (every comparator keeps the minimum on its lower wire), so the
+/// comparators touching them go and the other wires shift down by `P - N`.
+/// Keeping the highest leaves a descending-then-ascending sequence, padded
+/// with `+inf` on the last wires, which likewise never move.
 macro_rules! buffer {
     (
         $n:literal;
         wires: [$($w:literal),*];
         reversed: [$($r:literal),*];
         sort: [$(($a:literal, $b:literal)),*];
-        merge: [$(($c:literal, $d:literal)),*]
+        merge_low: [$(($c:literal, $d:literal)),*];
+        merge_high: [$(($e:literal, $f:literal)),*]
     ) => {
-        impl Buffer for [Vector; $n] {
-            #[inline(always)]
-            fn load(rows: &[Lanes], part: usize) -> Self {
-                [$(rows[$w].as_chunks::<WIDTH>().0[part]),*]
-            }
+        impl<S: Simd> Network<S> for Buffer<S, $n> {
             #[inline(always)]
             fn sort(&mut self) {
-                $(exchange(self, $a, $b);)*
+                $(self.exchange($a, $b);)*
             }
             #[inline(always)]
             fn keep_lowest(&mut self, run: &Self) {
-                $(self[$w] = lowest(self[$w], run[$r]);)*
-                $(exchange(self, $c, $d);)*
+                $(self.wires[$w] = self.simd.min_f32s(self.wires[$w], run.wires[$r]);)*
+                $(self.exchange($c, $d);)*
             }
             #[inline(always)]
             fn keep_highest(&mut self, run: &Self) {
-                $(self[$w] = highest(self[$w], run[$r]);)*
-                $(exchange(self, $c, $d);)*
+                $(self.wires[$w] = self.simd.max_f32s(self.wires[$w], run.wires[$r]);)*
+                $(self.exchange($e, $f);)*
             }
             #[inline(always)]
-            fn insert_lowest(&mut self, x: Vector) {
+            fn insert_lowest(&mut self, x: S::f32s) {
                 let mut x = x;
                 $(
-                    let a = self[$w];
-                    self[$w] = lowest(a, x);
-                    x = highest(a, x);
+                    let a = self.wires[$w];
+                    self.wires[$w] = self.simd.min_f32s(a, x);
+                    x = self.simd.max_f32s(a, x);
                 )*
                 let _ = x;
             }
             #[inline(always)]
-            fn insert_highest(&mut self, x: Vector) {
+            fn insert_highest(&mut self, x: S::f32s) {
                 let mut x = x;
                 $(
-                    let a = self[$r];
-                    self[$r] = highest(a, x);
-                    x = lowest(a, x);
+                    let a = self.wires[$r];
+                    self.wires[$r] = self.simd.max_f32s(a, x);
+                    x = self.simd.min_f32s(a, x);
                 )*
                 let _ = x;
             }
@@ -660,24 +758,23 @@ macro_rules! buffer {
 
 #[rustfmt::skip]
 mod buffers {
-    use super::{Buffer, Lanes, Vector, WIDTH, exchange, highest, lowest};
-    buffer!(1; wires: [0]; reversed: [0]; sort: []; merge: []);
-    buffer!(2; wires: [0, 1]; reversed: [1, 0]; sort: [(0, 1)]; merge: [(0, 1)]);
-    buffer!(4; wires: [0, 1, 2, 3]; reversed: [3, 2, 1, 0]; sort: [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)]; merge: [(0, 2), (1, 3), (0, 1), (2, 3)]);
-    buffer!(8; wires: [0, 1, 2, 3, 4, 5, 6, 7]; reversed: [7, 6, 5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (1, 2), (5, 6), (0, 4), (1, 5), (2, 6), (3, 7), (2, 4), (3, 5), (1, 2), (3, 4), (5, 6)]; merge: [(0, 4), (1, 5), (2, 6), (3, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 1), (2, 3), (4, 5), (6, 7)]);
-    buffer!(16; wires: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]; reversed: [15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (12, 14), (13, 15), (1, 2), (5, 6), (9, 10), (13, 14), (0, 4), (1, 5), (2, 6), (3, 7), (8, 12), (9, 13), (10, 14), (11, 15), (2, 4), (3, 5), (10, 12), (11, 13), (1, 2), (3, 4), (5, 6), (9, 10), (11, 12), (13, 14), (0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (6, 14), (7, 15), (4, 8), (5, 9), (6, 10), (7, 11), (2, 4), (3, 5), (6, 8), (7, 9), (10, 12), (11, 13), (1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14)]; merge: [(0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (6, 14), (7, 15), (0, 4), (1, 5), (2, 6), (3, 7), (8, 12), (9, 13), (10, 14), (11, 15), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (12, 14), (13, 15), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15)]);
-}
-
-/// Lane-wise minimum.
-#[inline(always)]
-fn lowest(a: Vector, b: Vector) -> Vector {
-    std::array::from_fn(|l| lower(a[l], b[l]))
-}
-
-/// Lane-wise maximum.
-#[inline(always)]
-fn highest(a: Vector, b: Vector) -> Vector {
-    std::array::from_fn(|l| upper(a[l], b[l]))
+    use super::{Buffer, Network, Simd};
+    buffer!(1; wires: [0]; reversed: [0]; sort: []; merge_low: []; merge_high: []);
+    buffer!(2; wires: [0, 1]; reversed: [1, 0]; sort: [(0, 1)]; merge_low: [(0, 1)]; merge_high: [(0, 1)]);
+    buffer!(3; wires: [0, 1, 2]; reversed: [2, 1, 0]; sort: [(0, 1), (0, 2), (1, 2)]; merge_low: [(0, 2), (1, 2)]; merge_high: [(0, 2), (0, 1)]);
+    buffer!(4; wires: [0, 1, 2, 3]; reversed: [3, 2, 1, 0]; sort: [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)]; merge_low: [(0, 2), (1, 3), (0, 1), (2, 3)]; merge_high: [(0, 2), (1, 3), (0, 1), (2, 3)]);
+    buffer!(5; wires: [0, 1, 2, 3, 4]; reversed: [4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2), (0, 4), (2, 4), (1, 2), (3, 4)]; merge_low: [(0, 4), (1, 3), (2, 4), (1, 2), (3, 4)]; merge_high: [(0, 4), (0, 2), (1, 3), (0, 1), (2, 3)]);
+    buffer!(6; wires: [0, 1, 2, 3, 4, 5]; reversed: [5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (0, 2), (1, 3), (1, 2), (0, 4), (1, 5), (2, 4), (3, 5), (1, 2), (3, 4)]; merge_low: [(0, 4), (1, 5), (2, 4), (3, 5), (0, 1), (2, 3), (4, 5)]; merge_high: [(0, 4), (1, 5), (0, 2), (1, 3), (0, 1), (2, 3), (4, 5)]);
+    buffer!(7; wires: [0, 1, 2, 3, 4, 5, 6]; reversed: [6, 5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (0, 2), (1, 3), (4, 6), (1, 2), (5, 6), (0, 4), (1, 5), (2, 6), (2, 4), (3, 5), (1, 2), (3, 4), (5, 6)]; merge_low: [(0, 4), (1, 5), (2, 6), (0, 2), (3, 5), (4, 6), (1, 2), (3, 4), (5, 6)]; merge_high: [(0, 4), (1, 5), (2, 6), (0, 2), (1, 3), (4, 6), (0, 1), (2, 3), (4, 5)]);
+    buffer!(8; wires: [0, 1, 2, 3, 4, 5, 6, 7]; reversed: [7, 6, 5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (1, 2), (5, 6), (0, 4), (1, 5), (2, 6), (3, 7), (2, 4), (3, 5), (1, 2), (3, 4), (5, 6)]; merge_low: [(0, 4), (1, 5), (2, 6), (3, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 1), (2, 3), (4, 5), (6, 7)]; merge_high: [(0, 4), (1, 5), (2, 6), (3, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 1), (2, 3), (4, 5), (6, 7)]);
+    buffer!(9; wires: [0, 1, 2, 3, 4, 5, 6, 7, 8]; reversed: [8, 7, 6, 5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (1, 2), (5, 6), (0, 4), (1, 5), (2, 6), (3, 7), (2, 4), (3, 5), (1, 2), (3, 4), (5, 6), (0, 8), (4, 8), (2, 4), (3, 5), (6, 8), (1, 2), (3, 4), (5, 6), (7, 8)]; merge_low: [(0, 8), (1, 5), (2, 6), (3, 7), (4, 8), (1, 3), (2, 4), (5, 7), (6, 8), (1, 2), (3, 4), (5, 6), (7, 8)]; merge_high: [(0, 8), (0, 4), (1, 5), (2, 6), (3, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 1), (2, 3), (4, 5), (6, 7)]);
+    buffer!(10; wires: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]; reversed: [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (0, 2), (1, 3), (4, 6), (5, 7), (1, 2), (5, 6), (0, 4), (1, 5), (2, 6), (3, 7), (2, 4), (3, 5), (1, 2), (3, 4), (5, 6), (0, 8), (1, 9), (4, 8), (5, 9), (2, 4), (3, 5), (6, 8), (7, 9), (1, 2), (3, 4), (5, 6), (7, 8)]; merge_low: [(0, 8), (1, 9), (2, 6), (3, 7), (4, 8), (5, 9), (2, 4), (3, 5), (6, 8), (7, 9), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]; merge_high: [(0, 8), (1, 9), (0, 4), (1, 5), (2, 6), (3, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]);
+    buffer!(11; wires: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]; reversed: [10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (1, 2), (5, 6), (9, 10), (0, 4), (1, 5), (2, 6), (3, 7), (2, 4), (3, 5), (1, 2), (3, 4), (5, 6), (9, 10), (0, 8), (1, 9), (2, 10), (4, 8), (5, 9), (6, 10), (2, 4), (3, 5), (6, 8), (7, 9), (1, 2), (3, 4), (5, 6), (7, 8), (9, 10)]; merge_low: [(0, 8), (1, 9), (2, 10), (3, 7), (4, 8), (5, 9), (6, 10), (0, 2), (3, 5), (4, 6), (7, 9), (8, 10), (1, 2), (3, 4), (5, 6), (7, 8), (9, 10)]; merge_high: [(0, 8), (1, 9), (2, 10), (0, 4), (1, 5), (2, 6), (3, 7), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]);
+    buffer!(12; wires: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]; reversed: [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (1, 2), (5, 6), (9, 10), (0, 4), (1, 5), (2, 6), (3, 7), (2, 4), (3, 5), (1, 2), (3, 4), (5, 6), (9, 10), (0, 8), (1, 9), (2, 10), (3, 11), (4, 8), (5, 9), (6, 10), (7, 11), (2, 4), (3, 5), (6, 8), (7, 9), (1, 2), (3, 4), (5, 6), (7, 8), (9, 10)]; merge_low: [(0, 8), (1, 9), (2, 10), (3, 11), (4, 8), (5, 9), (6, 10), (7, 11), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)]; merge_high: [(0, 8), (1, 9), (2, 10), (3, 11), (0, 4), (1, 5), (2, 6), (3, 7), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)]);
+    buffer!(13; wires: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]; reversed: [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (1, 2), (5, 6), (9, 10), (0, 4), (1, 5), (2, 6), (3, 7), (8, 12), (2, 4), (3, 5), (10, 12), (1, 2), (3, 4), (5, 6), (9, 10), (11, 12), (0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (4, 8), (5, 9), (6, 10), (7, 11), (2, 4), (3, 5), (6, 8), (7, 9), (10, 12), (1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12)]; merge_low: [(0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (0, 4), (5, 9), (6, 10), (7, 11), (8, 12), (1, 3), (2, 4), (5, 7), (6, 8), (9, 11), (10, 12), (1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12)]; merge_high: [(0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (0, 4), (1, 5), (2, 6), (3, 7), (8, 12), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)]);
+    buffer!(14; wires: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]; reversed: [13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (1, 2), (5, 6), (9, 10), (0, 4), (1, 5), (2, 6), (3, 7), (8, 12), (9, 13), (2, 4), (3, 5), (10, 12), (11, 13), (1, 2), (3, 4), (5, 6), (9, 10), (11, 12), (0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (4, 8), (5, 9), (6, 10), (7, 11), (2, 4), (3, 5), (6, 8), (7, 9), (10, 12), (11, 13), (1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12)]; merge_low: [(0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (0, 4), (1, 5), (6, 10), (7, 11), (8, 12), (9, 13), (2, 4), (3, 5), (6, 8), (7, 9), (10, 12), (11, 13), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13)]; merge_high: [(0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (0, 4), (1, 5), (2, 6), (3, 7), (8, 12), (9, 13), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13)]);
+    buffer!(15; wires: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]; reversed: [14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (12, 14), (1, 2), (5, 6), (9, 10), (13, 14), (0, 4), (1, 5), (2, 6), (3, 7), (8, 12), (9, 13), (10, 14), (2, 4), (3, 5), (10, 12), (11, 13), (1, 2), (3, 4), (5, 6), (9, 10), (11, 12), (13, 14), (0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (6, 14), (4, 8), (5, 9), (6, 10), (7, 11), (2, 4), (3, 5), (6, 8), (7, 9), (10, 12), (11, 13), (1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14)]; merge_low: [(0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (6, 14), (0, 4), (1, 5), (2, 6), (7, 11), (8, 12), (9, 13), (10, 14), (0, 2), (3, 5), (4, 6), (7, 9), (8, 10), (11, 13), (12, 14), (1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14)]; merge_high: [(0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (6, 14), (0, 4), (1, 5), (2, 6), (3, 7), (8, 12), (9, 13), (10, 14), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (12, 14), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13)]);
+    buffer!(16; wires: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]; reversed: [15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]; sort: [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (12, 14), (13, 15), (1, 2), (5, 6), (9, 10), (13, 14), (0, 4), (1, 5), (2, 6), (3, 7), (8, 12), (9, 13), (10, 14), (11, 15), (2, 4), (3, 5), (10, 12), (11, 13), (1, 2), (3, 4), (5, 6), (9, 10), (11, 12), (13, 14), (0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (6, 14), (7, 15), (4, 8), (5, 9), (6, 10), (7, 11), (2, 4), (3, 5), (6, 8), (7, 9), (10, 12), (11, 13), (1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14)]; merge_low: [(0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (6, 14), (7, 15), (0, 4), (1, 5), (2, 6), (3, 7), (8, 12), (9, 13), (10, 14), (11, 15), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (12, 14), (13, 15), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15)]; merge_high: [(0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (6, 14), (7, 15), (0, 4), (1, 5), (2, 6), (3, 7), (8, 12), (9, 13), (10, 14), (11, 15), (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (12, 14), (13, 15), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15)]);
 }
 
 /// The comparators `(low, high)` of Batcher's odd-even merge sort on `m`
@@ -725,45 +822,72 @@ mod tests {
         // The 0-1 principle, as for the sorting network below.
         fn check<const N: usize>()
         where
-            [Vector; N]: Buffer,
+            Buffer<Scalar128b, N>: Network<Scalar128b>,
         {
-            let ones = |from: usize| -> [Vector; N] {
-                std::array::from_fn(|i| [f32::from(u8::from(i >= from)); WIDTH])
+            let simd = Scalar128b;
+            let lane = |v| pulp::cast::<_, [f32; 4]>(v)[2];
+            let wires = |b: &Buffer<Scalar128b, N>| b.wires.map(lane);
+            let ones = |from: usize| Buffer::<Scalar128b, N> {
+                simd,
+                wires: std::array::from_fn(|i| simd.splat_f32s(f32::from(u8::from(i >= from)))),
             };
-            let is_sorted = |v: &[Vector; N]| v.is_sorted_by(|a, b| a[0] <= b[0]);
             for bits in 0u32..(1 << N) {
                 let rows: Vec<Lanes> = (0..N).map(|i| [((bits >> i) & 1) as f32; LANES]).collect();
-                let mut run = <[Vector; N]>::load(&rows, 1);
+                let mut run = Buffer::<Scalar128b, N>::load(simd, &rows, 1);
                 run.sort();
-                assert!(is_sorted(&run), "N = {N}, {bits:b}");
+                assert!(wires(&run).is_sorted(), "N = {N}, {bits:b}");
             }
             for zeros in 0..=N {
                 for other in 0..=N {
                     let mut low = ones(zeros);
                     low.keep_lowest(&ones(other));
-                    assert_eq!(low, ones((zeros + other).min(N)), "N = {N}");
+                    let expected = ones((zeros + other).min(N));
+                    assert_eq!(wires(&low), wires(&expected), "N = {N}");
                     let mut high = ones(zeros);
                     high.keep_highest(&ones(other));
-                    assert_eq!(high, ones((zeros + other).saturating_sub(N)), "N = {N}");
+                    let expected = ones((zeros + other).saturating_sub(N));
+                    assert_eq!(wires(&high), wires(&expected), "N = {N}");
                 }
                 let (mut low, mut high) = (ones(zeros), ones(zeros));
-                low.insert_lowest([0.0; WIDTH]);
-                high.insert_highest([1.0; WIDTH]);
-                assert_eq!(low, ones((zeros + 1).min(N)), "N = {N}");
-                assert_eq!(high, ones(zeros.saturating_sub(1)), "N = {N}");
+                low.insert_lowest(simd.splat_f32s(0.0));
+                high.insert_highest(simd.splat_f32s(1.0));
+                let expected = ones((zeros + 1).min(N));
+                assert_eq!(wires(&low), wires(&expected), "N = {N}");
+                let expected = ones(zeros.saturating_sub(1));
+                assert_eq!(wires(&high), wires(&expected), "N = {N}");
             }
         }
         check::<1>();
         check::<2>();
+        check::<3>();
         check::<4>();
+        check::<5>();
+        check::<6>();
+        check::<7>();
         check::<8>();
+        check::<9>();
+        check::<10>();
+        check::<11>();
+        check::<12>();
+        check::<13>();
+        check::<14>();
+        check::<15>();
         check::<16>();
+    }
+
+    /// The instruction sets this processor runs: the baseline, AVX2 and
+    /// AVX-512 (4, 8 and 16 lanes of selection).
+    fn instruction_sets() -> Vec<Arch> {
+        let mut sets = vec![Arch::Scalar];
+        sets.extend(pulp::x86::V3::try_new().map(Arch::V3));
+        sets.extend(pulp::x86::V4::try_new().map(Arch::V4));
+        sets
     }
 
     /// The selection against the sorting network on random values with and
     /// without many ties, for every buffer size, `m` below and above it, and
-    /// blocks not whole: the same cuts, so the same verdicts, and means equal
-    /// up to the order of the sums.
+    /// blocks not whole, with every instruction set: the same cuts, so the
+    /// same verdicts, and means equal up to the order of the sums.
     #[test]
     fn selection_matches_the_sort() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -777,18 +901,26 @@ mod tests {
                     let rows = Rows::new(updates.view());
                     let members: Vec<usize> = (0..m).rev().collect();
                     let statistic = Statistic::TrimmedMean;
-                    let (selected, verdicts) = aggregate(&rows, &members, trim, statistic).unwrap();
                     let sort = Method::Sort(odd_even_merge_sort(m));
                     let (sorted, expected) =
-                        aggregate_by(&rows, &members, trim, statistic, &sort).unwrap();
-                    for (j, (&a, &b)) in selected.iter().zip(&sorted).enumerate() {
-                        let tolerance = 1e-6 * (1.0 + a.abs().max(b.abs()));
-                        assert!(
-                            (a - b).abs() <= tolerance,
-                            "m {m} trim {trim} coordinate {j}: {a} vs {b}"
-                        );
+                        aggregate_by(&rows, &members, trim, statistic, &sort, Arch::Scalar)
+                            .unwrap();
+                    let select = match trim {
+                        0 => Method::Mean,
+                        _ => Method::Select,
+                    };
+                    for arch in instruction_sets() {
+                        let (selected, verdicts) =
+                            aggregate_by(&rows, &members, trim, statistic, &select, arch).unwrap();
+                        for (j, (&a, &b)) in selected.iter().zip(&sorted).enumerate() {
+                            let tolerance = 1e-6 * (1.0 + a.abs().max(b.abs()));
+                            assert!(
+                                (a - b).abs() <= tolerance,
+                                "{arch:?} m {m} trim {trim} coordinate {j}: {a} vs {b}"
+                            );
+                        }
+                        assert_eq!(verdicts, expected, "{arch:?} m = {m}, trim = {trim}");
                     }
-                    assert_eq!(verdicts, expected, "m = {m}, trim = {trim}");
                 }
             }
         }
