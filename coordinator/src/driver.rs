@@ -1,6 +1,7 @@
 //! The round driver: the coordinator's one loop that runs a task's rounds.
 //!
-//! Per round: wait for at least `cohort.min` admitted clients; record a new
+//! Per round: wait for at least `cohort.min` admitted clients whose stake,
+//! read again, still meets the minimum (the others are expelled); record a new
 //! attempt in the store; draw the cohort (uniform or reputation-weighted,
 //! seeded by the task, round and attempt); announce; collect
 //! ([`crate::attempt`]); aggregate and settle ([`crate::settle`]); store the
@@ -97,8 +98,8 @@ impl<C: Chain + 'static> Driver<C> {
         for round in first..=u64::from(self.spec.rounds) {
             let mut failed = 0;
             let settled = loop {
-                self.wait_for_clients().await?;
-                match self.run_attempt(round).await? {
+                let eligible = self.wait_for_clients().await?;
+                match self.run_attempt(round, &eligible).await? {
                     AttemptEnd::Settled(settled) => break settled,
                     AttemptEnd::Failed(reason) => {
                         failed += 1;
@@ -141,8 +142,39 @@ impl<C: Chain + 'static> Driver<C> {
         Ok(self.store.settled_rounds()?)
     }
 
+    /// Waits until at least `cohort.min` admitted clients still hold the
+    /// minimum stake, and returns them.
+    async fn wait_for_clients(&mut self) -> Result<Vec<Address>, CoordinatorError> {
+        loop {
+            self.wait_for_connections().await?;
+            let eligible = self.eligible_clients().await?;
+            if eligible.len() >= self.spec.cohort.min as usize {
+                return Ok(eligible);
+            }
+        }
+    }
+
+    /// The connected clients whose active stake still meets the minimum.
+    /// The stake is read again before every attempt: a client that
+    /// requested to unstake, or was slashed below the minimum, since it
+    /// joined is refused and disconnected, as it would be at join.
+    async fn eligible_clients(&self) -> Result<Vec<Address>, CoordinatorError> {
+        let mut eligible = Vec::new();
+        for address in self.shared.connected() {
+            match self.shared.stake_shortfall(address).await? {
+                None => eligible.push(address),
+                Some(reason) => {
+                    self.shared.metrics.reject("unstaked");
+                    warn!(%address, %reason, "expelling a client below the minimum stake");
+                    self.shared.expel(&address, reason);
+                }
+            }
+        }
+        Ok(eligible)
+    }
+
     /// Waits until at least `cohort.min` clients are admitted.
-    async fn wait_for_clients(&mut self) -> Result<(), CoordinatorError> {
+    async fn wait_for_connections(&mut self) -> Result<(), CoordinatorError> {
         let min = self.spec.cohort.min as usize;
         let mut announced = false;
         while self.shared.connected().len() < min {
@@ -167,10 +199,9 @@ impl<C: Chain + 'static> Driver<C> {
         Ok(())
     }
 
-    /// Draws up to `cohort.size` of the connected clients for an attempt.
-    fn draw_cohort(&self, round: u64, attempt_hint: u32) -> Vec<Address> {
-        let connected = self.shared.connected();
-        let size = (self.spec.cohort.size as usize).min(connected.len());
+    /// Draws up to `cohort.size` of the `eligible` clients for an attempt.
+    fn draw_cohort(&self, eligible: &[Address], round: u64, attempt_hint: u32) -> Vec<Address> {
+        let size = (self.spec.cohort.size as usize).min(eligible.len());
         let mut seed = Sha256::new();
         seed.update(b"fedstake/cohort");
         seed.update(self.task_id().to_be_bytes::<32>());
@@ -178,24 +209,28 @@ impl<C: Chain + 'static> Driver<C> {
         seed.update(attempt_hint.to_be_bytes());
         let mut rng = ChaCha20Rng::from_seed(seed.finalize().into());
         let mut cohort: Vec<Address> = match self.spec.cohort.selection {
-            Selection::Uniform => connected.choose_multiple(&mut rng, size).copied().collect(),
-            Selection::Reputation => connected
+            Selection::Uniform => eligible.choose_multiple(&mut rng, size).copied().collect(),
+            Selection::Reputation => eligible
                 .choose_multiple_weighted(&mut rng, size, |a| 0.05 + self.settler.reputation(a))
                 .map(|chosen| chosen.copied().collect())
-                .unwrap_or_else(|_| connected[..size].to_vec()),
+                .unwrap_or_else(|_| eligible[..size].to_vec()),
         };
         cohort.sort();
         cohort
     }
 
-    async fn run_attempt(&mut self, round: u64) -> Result<AttemptEnd, CoordinatorError> {
+    async fn run_attempt(
+        &mut self,
+        round: u64,
+        eligible: &[Address],
+    ) -> Result<AttemptEnd, CoordinatorError> {
         let previous_attempts = self
             .store
             .attempts()?
             .iter()
             .filter(|(r, _, _)| *r == round)
             .count() as u32;
-        let cohort = self.draw_cohort(round, previous_attempts);
+        let cohort = self.draw_cohort(eligible, round, previous_attempts);
         let cohort_text: Vec<String> = cohort.iter().map(|a| a.to_string()).collect();
         let attempt = self.store.begin_attempt(round, &cohort_text, unix_now())?;
         let model_bytes = self.global.to_safetensors()?;

@@ -5,7 +5,9 @@
 //! frames are limited to [`JOIN_FRAME_LIMIT`]; the join must finish within
 //! the task's join deadline. A client is admitted when its EIP-191
 //! signature of a fresh challenge recovers the address it claims and that
-//! address has at least the task's minimum stake on chain. Then its control
+//! address has at least the task's minimum stake on chain (the driver reads
+//! it again before every attempt and [`Shared::expel`]s a client that fell
+//! below it). Then its control
 //! stream is read into [`Event`]s for the driver, a writer task drains its
 //! outbox, and every further stream it opens is a model download.
 //! A frame over the limit, or bytes that are not a message, close that
@@ -24,7 +26,7 @@ use fedstake_protocol::wire::{
     encode,
 };
 use fedstake_rewards::chain::Chain;
-use fedstake_rewards::ledger::Ledger;
+use fedstake_rewards::ledger::{Ledger, LedgerError};
 use rand::RngCore;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -115,6 +117,21 @@ pub struct SharedSettings {
     pub max_clients: usize,
 }
 
+impl<C: Chain> Shared<C> {
+    /// Why `address` may not take part, if its active stake in the task is
+    /// below the contract's minimum (never staked, unstaking, or slashed
+    /// below it).
+    pub async fn stake_shortfall(&self, address: Address) -> Result<Option<String>, LedgerError> {
+        let stake = self.ledger.stake_of(self.settings.task_id, address).await?;
+        Ok((stake.active < self.settings.min_stake).then(|| {
+            format!(
+                "{address} has {} staked in task {}; the minimum is {}",
+                stake.active, self.settings.task_id, self.settings.min_stake
+            )
+        }))
+    }
+}
+
 impl<C: Chain + 'static> Shared<C> {
     /// Connection state for `settings`, sending events to `events`.
     pub fn new(
@@ -160,6 +177,17 @@ impl<C: Chain + 'static> Shared<C> {
         let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
         models.clear();
         models.insert(hash, Arc::new(bytes));
+    }
+
+    /// Refuses an admitted client from now on: it is told `reason` (then the
+    /// connection closes with [`close::REFUSED`]) and is no longer
+    /// [`connected`](Self::connected).
+    pub fn expel(&self, address: &Address, reason: String) {
+        if let Some(link) = lock(&self.links).remove(address) {
+            // Queued before the sender drops: the writer delivers it last.
+            let _ = link.outbox.send(ServerMessage::Refused { reason });
+        }
+        self.metrics.clients.set(lock(&self.links).len() as i64);
     }
 
     /// Closes every connection with [`close::DONE`].
@@ -258,11 +286,19 @@ async fn serve_connection<C: Chain + 'static>(
     let _ = shared.events.send(Event::Joined { address }).await;
 
     let metrics = Arc::clone(&shared.metrics);
+    let closing = connection.clone();
     let writer_task = tokio::spawn(async move {
         while let Some(message) = outgoing.recv().await {
             let bytes = encode(&message);
             metrics.bytes_sent.inc_by(bytes.len() as u64 + 4);
             if writer.send(&bytes).await.is_err() {
+                break;
+            }
+            if let ServerMessage::Refused { reason } = message {
+                // Expelled (`Shared::expel`): let the refusal arrive first.
+                let _ = writer.finish();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                closing.close(close::REFUSED.into(), reason.as_bytes());
                 break;
             }
         }
@@ -347,19 +383,12 @@ async fn join<C: Chain + 'static>(
     challenge
         .verify(&signature, address)
         .map_err(|e| refuse("bad_signature", e.to_string()))?;
-    let stake = shared
-        .ledger
-        .stake_of(shared.settings.task_id, address)
+    let shortfall = shared
+        .stake_shortfall(address)
         .await
         .map_err(|e| refuse("chain", format!("cannot read the stake of {address}: {e}")))?;
-    if stake.active < shared.settings.min_stake {
-        return Err(refuse(
-            "unstaked",
-            format!(
-                "{address} has {} staked in task {}; the minimum is {}",
-                stake.active, shared.settings.task_id, shared.settings.min_stake
-            ),
-        ));
+    if let Some(reason) = shortfall {
+        return Err(refuse("unstaked", reason));
     }
     let full = {
         let links = lock(&shared.links);

@@ -529,6 +529,68 @@ async fn plain_rounds_slash_sign_flippers_on_chain_with_their_own_signatures() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_unstakes_after_joining_is_expelled_before_a_later_round() {
+    // Six clients, rounds of at least five: the task goes on without the
+    // one that asks to unstake after round 1.
+    let mut spec = common::plain_median_spec(4, 6);
+    spec.cohort.min = 5;
+    let net = setup(spec, 6).await;
+    let mut coordinator = net.coordinator(false, 1000).await;
+    let mut reports = coordinator.subscribe();
+    let metrics = coordinator.metrics();
+    let (address, fingerprint) = (coordinator.local_addr().unwrap(), coordinator.fingerprint());
+    let clients: Vec<_> = (0..6)
+        .map(|index| tokio::spawn(run_client(net.client(index, address, fingerprint, None))))
+        .collect();
+    // All six in round 1: the rounds start once every client is admitted.
+    while metrics.clients.get() < 6 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let serving = tokio::spawn(coordinator.run());
+    let leaver = &net.clients[5];
+    let took_part = |round: &fedstake_coordinator::SettledRound| {
+        round
+            .observations
+            .iter()
+            .any(|o| o.address.parse::<Address>().unwrap() == leaver.address())
+    };
+    let first = reports.recv().await.unwrap().settled;
+    assert!(took_part(&first), "{first:?}");
+    let all = common::stake_amount(&net.spec);
+    net.ledger
+        .request_unstake(leaver, net.task_id, all)
+        .await
+        .unwrap();
+
+    let settled = serving.await.unwrap().unwrap();
+    assert_eq!(settled.len(), 4);
+    // Round 2 may have been drawn before the request landed; no later one.
+    for round in &settled[2..] {
+        assert!(!took_part(round), "round {}: {round:?}", round.round);
+        assert_eq!(round.observations.len(), 5, "round {}", round.round);
+    }
+    for (index, client) in clients.into_iter().enumerate() {
+        let result = client.await.unwrap();
+        if index == 5 {
+            match result {
+                Err(ClientRunError::Refused { reason, .. }) => {
+                    assert!(reason.contains("the minimum is"), "{reason}")
+                }
+                other => panic!("the leaver was not refused: {other:?}"),
+            }
+        } else {
+            assert_eq!(result.unwrap().results.len(), 4, "client {index}");
+        }
+    }
+    let text = metrics.encode();
+    assert_eq!(
+        metric(&text, "fedstake_rejected_messages_total", "unstaked"),
+        1,
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_coordinator_refuses_the_next_client_and_readmits_a_reconnecting_one() {
     let net = setup(secagg_spec(1, 5, 5), 2).await;
     let coordinator = net.coordinator(false, 1).await;

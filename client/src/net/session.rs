@@ -394,6 +394,10 @@ async fn session(
                 admitted.connection.close(close::DONE.into(), b"done");
                 return Ok(());
             }
+            // Expelled, say because the stake fell below the minimum.
+            ServerMessage::Refused { reason } => {
+                return Err(SessionError::Fatal(ClientRunError::Refused { address, reason }));
+            }
             other => return Err(protocol(format!("unexpected {other:?}"))),
         }
     }
