@@ -396,7 +396,10 @@ async fn session(
             }
             // Expelled, say because the stake fell below the minimum.
             ServerMessage::Refused { reason } => {
-                return Err(SessionError::Fatal(ClientRunError::Refused { address, reason }));
+                return Err(SessionError::Fatal(ClientRunError::Refused {
+                    address,
+                    reason,
+                }));
             }
             other => return Err(protocol(format!("unexpected {other:?}"))),
         }
