@@ -30,6 +30,7 @@ use fedstake_rewards::ledger::Ledger;
 use fedstake_secure_agg::grouping::{RoundId, assign_groups};
 use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::server::ServerSession;
+use futures::{StreamExt, TryStreamExt, stream};
 use rand::SeedableRng;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha20Rng;
@@ -46,6 +47,10 @@ use crate::store::{SettledRound, Store};
 
 /// Attempts of one round before the coordinator gives up.
 pub const MAX_ATTEMPTS: u32 = 20;
+
+/// Stake reads in flight at once when the driver checks the connected
+/// clients before an attempt.
+const STAKE_READS_IN_FLIGHT: usize = 16;
 
 /// What the driver owns.
 pub struct Driver<C> {
@@ -159,9 +164,20 @@ impl<C: Chain + 'static> Driver<C> {
     /// requested to unstake, or was slashed below the minimum, since it
     /// joined is refused and disconnected, as it would be at join.
     async fn eligible_clients(&self) -> Result<Vec<Address>, CoordinatorError> {
+        let connected = self.shared.connected();
+        // Several reads in flight: over a remote RPC endpoint each one is a
+        // round trip.
+        let reads = connected.clone().into_iter().map(|address| {
+            let shared = Arc::clone(&self.shared);
+            async move { shared.stake_shortfall(address).await }
+        });
+        let shortfalls: Vec<Option<String>> = stream::iter(reads)
+            .buffered(STAKE_READS_IN_FLIGHT)
+            .try_collect()
+            .await?;
         let mut eligible = Vec::new();
-        for address in self.shared.connected() {
-            match self.shared.stake_shortfall(address).await? {
+        for (address, shortfall) in connected.into_iter().zip(shortfalls) {
+            match shortfall {
                 None => eligible.push(address),
                 Some(reason) => {
                     self.shared.metrics.reject("unstaked");
