@@ -249,10 +249,13 @@ impl Aggregator {
         context: &RoundContext,
     ) -> Result<Aggregate, AggregationError> {
         let bucketed = self.bucket_size.is_some_and(|size| size > 1);
-        // The coordinate-wise rules check values while copying them, which
-        // saves a whole pass over the input.
-        let checks_own_values =
-            !bucketed && matches!(self.rule, Rule::Median | Rule::TrimmedMean { .. });
+        // FedAvg checks values while combining them and the coordinate-wise
+        // rules while copying them, which saves a whole pass over the input.
+        let checks_own_values = !bucketed
+            && matches!(
+                self.rule,
+                Rule::FedAvg | Rule::Median | Rule::TrimmedMean { .. }
+            );
         rules::check_inputs(updates, weights, context, !checks_own_values)?;
         match self.bucket_size {
             Some(size) if size > 1 => {

@@ -76,7 +76,7 @@ use ndarray::{Array1, ArrayView2};
 use pulp::{Arch, Scalar128b, Simd, WithSimd};
 use rayon::prelude::*;
 
-use super::kernels::{Rows, first_non_finite};
+use super::kernels::{Rows, non_finite_seen};
 use crate::{Aggregate, AggregationError, Reason, Verdict};
 
 /// Coordinates processed together: a block of them, `m x 128` bytes, stays in
@@ -104,7 +104,7 @@ pub(crate) fn median(updates: ArrayView2<f32>) -> Result<Aggregate, AggregationE
     let rows = Rows::new(updates);
     let everyone: Vec<usize> = (0..rows.count()).collect();
     let (update, verdicts) = aggregate(&rows, &everyone, rows.count() / 4, Statistic::Median)
-        .ok_or_else(|| non_finite(&rows))?;
+        .ok_or_else(|| non_finite_seen(&rows))?;
     Ok(Aggregate { update, verdicts })
 }
 
@@ -122,7 +122,7 @@ pub(crate) fn trimmed_mean(
     let trim = ((trim_fraction * n as f32).floor() as usize).min((n - 1) / 2);
     let everyone: Vec<usize> = (0..n).collect();
     let (update, verdicts) = aggregate(&rows, &everyone, trim, Statistic::TrimmedMean)
-        .ok_or_else(|| non_finite(&rows))?;
+        .ok_or_else(|| non_finite_seen(&rows))?;
     Ok(Aggregate { update, verdicts })
 }
 
@@ -133,17 +133,7 @@ pub(crate) fn trimmed_mean_of(
     members: &[usize],
     trim: usize,
 ) -> Result<(Array1<f32>, Vec<Verdict>), AggregationError> {
-    aggregate(rows, members, trim, Statistic::TrimmedMean).ok_or_else(|| non_finite(rows))
-}
-
-/// The error naming the first NaN or infinite value of `rows`, searched
-/// only after a tile copy saw one.
-fn non_finite(rows: &Rows) -> AggregationError {
-    let index = first_non_finite(rows.values()).unwrap_or(0);
-    AggregationError::NonFinite {
-        input: index / rows.dim(),
-        coordinate: index % rows.dim(),
-    }
+    aggregate(rows, members, trim, Statistic::TrimmedMean).ok_or_else(|| non_finite_seen(rows))
 }
 
 /// What is taken of each coordinate's sorted values.

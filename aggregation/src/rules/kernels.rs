@@ -11,6 +11,8 @@ use std::ops::Range;
 use ndarray::{ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
+use crate::AggregationError;
+
 /// Coordinates per parallel task: the rows of one chunk (n x 16 KiB) stay in
 /// L2 while every pair of rows is compared over it.
 pub(crate) const CHUNK: usize = 4096;
@@ -153,7 +155,7 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// The index of the first NaN or infinite value, searched in parallel.
-pub(crate) fn first_non_finite(values: &[f32]) -> Option<usize> {
+fn first_non_finite(values: &[f32]) -> Option<usize> {
     values
         .par_chunks(CHUNK)
         .enumerate()
@@ -166,6 +168,23 @@ pub(crate) fn first_non_finite(values: &[f32]) -> Option<usize> {
                 .position(|v| !v.is_finite())
                 .map(|i| c * CHUNK + i)
         })
+}
+
+/// The error naming the first NaN or infinite value of `rows`, if any.
+pub(crate) fn non_finite(rows: &Rows) -> Option<AggregationError> {
+    first_non_finite(rows.values()).map(|index| AggregationError::NonFinite {
+        input: index / rows.dim(),
+        coordinate: index % rows.dim(),
+    })
+}
+
+/// The error naming the first NaN or infinite value of `rows`, for a caller
+/// whose own pass over them saw one.
+pub(crate) fn non_finite_seen(rows: &Rows) -> AggregationError {
+    non_finite(rows).unwrap_or(AggregationError::NonFinite {
+        input: 0,
+        coordinate: 0,
+    })
 }
 
 /// The Euclidean norm of every row.
@@ -193,23 +212,43 @@ pub(crate) fn distances_to(rows: &Rows, center: &[f32]) -> Vec<f64> {
 /// `sum_i coefficients[i] * row_i`, accumulated in f32 in row order. Rows
 /// with a zero coefficient are not read.
 pub(crate) fn linear_combination(rows: &Rows, coefficients: &[f32]) -> Vec<f32> {
-    let terms: Vec<(&[f32], f32)> = (0..rows.count())
-        .zip(coefficients)
-        .filter(|&(_, &c)| c != 0.0)
-        .map(|(i, &c)| (rows.row(i), c))
-        .collect();
+    combine(rows, coefficients, false).0
+}
+
+/// [`linear_combination`], checking while it reads that every value of every
+/// row (zero coefficients too) is finite: `None` if one is not. One pass over
+/// the input where a separate check would make two.
+pub(crate) fn checked_linear_combination(rows: &Rows, coefficients: &[f32]) -> Option<Vec<f32>> {
+    let (combined, finite) = combine(rows, coefficients, true);
+    finite.then_some(combined)
+}
+
+/// The linear combination, and whether the rows read were all finite when
+/// `check` asks to read every row.
+fn combine(rows: &Rows, coefficients: &[f32], check: bool) -> (Vec<f32>, bool) {
     let mut out = vec![0.0f32; rows.dim()];
-    out.par_chunks_mut(CHUNK)
+    let finite = out
+        .par_chunks_mut(CHUNK)
         .enumerate()
-        .for_each(|(chunk, acc)| {
+        .map(|(chunk, acc)| {
             let span = chunk * CHUNK..chunk * CHUNK + acc.len();
-            for &(row, c) in &terms {
-                for (a, &u) in acc.iter_mut().zip(&row[span.clone()]) {
-                    *a += c * u;
+            let mut finite = true;
+            for (i, &c) in coefficients.iter().enumerate() {
+                let values = &rows.row(i)[span.clone()];
+                if check {
+                    // A fold without an early exit vectorizes.
+                    finite &= values.iter().fold(true, |ok, v| ok & v.is_finite());
+                }
+                if c != 0.0 {
+                    for (a, &u) in acc.iter_mut().zip(values) {
+                        *a += c * u;
+                    }
                 }
             }
-        });
-    out
+            finite
+        })
+        .reduce(|| true, |a, b| a & b);
+    (out, finite)
 }
 
 #[cfg(test)]

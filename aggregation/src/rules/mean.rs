@@ -2,7 +2,9 @@
 
 use ndarray::{Array1, ArrayView2};
 
-use super::kernels::{Rows, first_non_finite, linear_combination, norms};
+use super::kernels::{
+    Rows, checked_linear_combination, linear_combination, non_finite, non_finite_seen, norms,
+};
 use crate::{Aggregate, AggregationError, Reason, RoundContext, Verdict};
 
 /// The weighted mean `sum_i w_i u_i / sum_i w_i` of the rows of `updates`
@@ -14,14 +16,17 @@ pub fn weighted_mean(
     updates: ArrayView2<f32>,
     weights: &[f32],
 ) -> Result<Array1<f32>, AggregationError> {
-    super::check_inputs(updates, weights, &RoundContext::default(), true)?;
+    // The values are checked while they are combined: one pass, not two.
+    super::check_inputs(updates, weights, &RoundContext::default(), false)?;
     let total: f64 = weights.iter().map(|&w| f64::from(w)).sum();
     let scaled: Vec<f32> = weights
         .iter()
         .map(|&w| (f64::from(w) / total) as f32)
         .collect();
     let rows = Rows::new(updates);
-    Ok(Array1::from(linear_combination(&rows, &scaled)))
+    checked_linear_combination(&rows, &scaled)
+        .map(Array1::from)
+        .ok_or_else(|| non_finite_seen(&rows))
 }
 
 /// FedAvg: the weighted mean of every input, each kept with its full weight.
@@ -82,14 +87,7 @@ pub(crate) fn norm_bounding(
 
 /// Fails on the first NaN or infinite value, naming its input and coordinate.
 pub fn check_finite(updates: ArrayView2<f32>) -> Result<(), AggregationError> {
-    let dim = updates.ncols();
-    match first_non_finite(Rows::new(updates).values()) {
-        Some(index) => Err(AggregationError::NonFinite {
-            input: index / dim,
-            coordinate: index % dim,
-        }),
-        None => Ok(()),
-    }
+    non_finite(&Rows::new(updates)).map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
@@ -123,6 +121,17 @@ mod tests {
             Err(AggregationError::NonFinite {
                 input: 0,
                 coordinate: 1
+            })
+        );
+        // An infinite value is an error even in an input of weight zero, and
+        // in a later chunk of coordinates: the check reads every row whole.
+        let mut late = ndarray::Array2::<f32>::zeros((2, CHUNK + 3));
+        late[[1, CHUNK + 1]] = f32::INFINITY;
+        assert_eq!(
+            weighted_mean(late.view(), &[1.0, 0.0]),
+            Err(AggregationError::NonFinite {
+                input: 1,
+                coordinate: CHUNK + 1
             })
         );
         let ok = array![[1.0f32], [2.0]];
