@@ -167,7 +167,7 @@ impl<C: Chain + 'static> Driver<C> {
         let connected = self.shared.connected();
         // Several reads in flight: over a remote RPC endpoint each one is a
         // round trip.
-        let reads = connected.clone().into_iter().map(|address| {
+        let reads = connected.iter().copied().map(|address| {
             let shared = Arc::clone(&self.shared);
             async move { shared.stake_shortfall(address).await }
         });

@@ -254,6 +254,16 @@ async fn join_raw(
     (connection, reader, writer, answer)
 }
 
+/// [`join_raw`] claiming the signer's own address.
+async fn join_as(
+    coordinator: SocketAddr,
+    fingerprint: [u8; 32],
+    net: &Net,
+    signer: &PrivateKeySigner,
+) -> (quinn::Connection, FrameReader, FrameWriter, ServerMessage) {
+    join_raw(coordinator, fingerprint, net, signer.address(), signer).await
+}
+
 fn metric(text: &str, name: &str, label: &str) -> u64 {
     text.lines()
         .find(|l| l.starts_with(name) && l.contains(&format!("name=\"{label}\"")))
@@ -273,8 +283,7 @@ async fn bad_joins_an_oversized_frame_and_a_replay_are_refused_while_the_task_go
     let serving = tokio::spawn(coordinator.run());
 
     let unstaked = PrivateKeySigner::random();
-    let (_, _, _, answer) =
-        join_raw(address, fingerprint, &net, unstaked.address(), &unstaked).await;
+    let (_, _, _, answer) = join_as(address, fingerprint, &net, &unstaked).await;
     let ServerMessage::Refused { reason } = answer else {
         panic!("{answer:?}")
     };
@@ -299,14 +308,8 @@ async fn bad_joins_an_oversized_frame_and_a_replay_are_refused_while_the_task_go
 
     // An admitted client announces a frame one byte over the task's limit:
     // its connection is closed with the protocol error code.
-    let (connection, mut reader, mut writer, answer) = join_raw(
-        address,
-        fingerprint,
-        &net,
-        net.clients[10].address(),
-        &net.clients[10],
-    )
-    .await;
+    let (connection, mut reader, mut writer, answer) =
+        join_as(address, fingerprint, &net, &net.clients[10]).await;
     assert!(matches!(answer, ServerMessage::Admitted(_)), "{answer:?}");
     let limit = task_frame_limit(33).unwrap();
     writer.set_limit(u32::MAX);
@@ -337,14 +340,8 @@ async fn bad_joins_an_oversized_frame_and_a_replay_are_refused_while_the_task_go
 
     // The replaying client joins, sits out round 1 and in round 2 sends a
     // validly signed AdvertiseKeys of round 1.
-    let (_connection, mut reader, mut writer, answer) = join_raw(
-        address,
-        fingerprint,
-        &net,
-        net.clients[9].address(),
-        &net.clients[9],
-    )
-    .await;
+    let (_connection, mut reader, mut writer, answer) =
+        join_as(address, fingerprint, &net, &net.clients[9]).await;
     let ServerMessage::Admitted(admission) = answer else {
         panic!("{answer:?}")
     };
@@ -596,17 +593,16 @@ async fn a_full_coordinator_refuses_the_next_client_and_readmits_a_reconnecting_
     let coordinator = net.coordinator(false, 1).await;
     let (address, fingerprint) = (coordinator.local_addr().unwrap(), coordinator.fingerprint());
     let first = &net.clients[0];
-    let (_kept, _reader, _writer, answer) =
-        join_raw(address, fingerprint, &net, first.address(), first).await;
+    let (_kept, _reader, _writer, answer) = join_as(address, fingerprint, &net, first).await;
     assert!(matches!(answer, ServerMessage::Admitted(_)), "{answer:?}");
     let second = &net.clients[1];
-    let (_, _, _, answer) = join_raw(address, fingerprint, &net, second.address(), second).await;
+    let (_, _, _, answer) = join_as(address, fingerprint, &net, second).await;
     let ServerMessage::Refused { reason } = answer else {
         panic!("{answer:?}")
     };
     assert!(reason.contains("at most 1 clients"), "{reason}");
     // The admitted address may reconnect (its new connection replaces the old).
-    let (_, _, _, answer) = join_raw(address, fingerprint, &net, first.address(), first).await;
+    let (_, _, _, answer) = join_as(address, fingerprint, &net, first).await;
     assert!(matches!(answer, ServerMessage::Admitted(_)), "{answer:?}");
     drop(coordinator);
 }
@@ -655,7 +651,7 @@ async fn a_silent_member_is_dropped_when_the_phase_deadline_passes() {
     let serving = tokio::spawn(coordinator.run());
     let silent = &net.clients[4];
     let (_connection, mut reader, _writer, answer) =
-        join_raw(address, fingerprint, &net, silent.address(), silent).await;
+        join_as(address, fingerprint, &net, silent).await;
     assert!(matches!(answer, ServerMessage::Admitted(_)), "{answer:?}");
     let listening = tokio::spawn(async move { while reader.next().await.is_ok() {} });
     let honest: Vec<_> = (0..4)
