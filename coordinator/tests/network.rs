@@ -264,6 +264,17 @@ async fn join_as(
     join_raw(coordinator, fingerprint, net, signer.address(), signer).await
 }
 
+/// Asserts that the counter `name{name="label"}` of the metrics `text` is
+/// `expected`.
+#[track_caller]
+fn assert_metric(text: &str, name: &str, label: &str, expected: u64) {
+    assert_eq!(
+        metric(text, name, label),
+        expected,
+        "{name}{{{label}}} in {text}"
+    );
+}
+
 fn metric(text: &str, name: &str, label: &str) -> u64 {
     text.lines()
         .find(|l| l.starts_with(name) && l.contains(&format!("name=\"{label}\"")))
@@ -327,16 +338,8 @@ async fn bad_joins_an_oversized_frame_and_a_replay_are_refused_while_the_task_go
     );
     // The endpoint serves what happened so far.
     let text = get_metrics(metrics_address).await;
-    assert_eq!(
-        metric(&text, "fedstake_rejected_messages_total", "oversized"),
-        1,
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "fedstake_joins_total", "unstaked"),
-        1,
-        "{text}"
-    );
+    assert_metric(&text, "fedstake_rejected_messages_total", "oversized", 1);
+    assert_metric(&text, "fedstake_joins_total", "unstaked", 1);
 
     // The replaying client joins, sits out round 1 and in round 2 sends a
     // validly signed AdvertiseKeys of round 1.
@@ -405,26 +408,10 @@ async fn bad_joins_an_oversized_frame_and_a_replay_are_refused_while_the_task_go
         "the replaying client was never drawn for round 2"
     );
     let text = metrics.encode();
-    assert_eq!(
-        metric(&text, "fedstake_rejected_messages_total", "replayed"),
-        1,
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "fedstake_joins_total", "unstaked"),
-        1,
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "fedstake_joins_total", "bad_signature"),
-        1,
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "fedstake_rejected_messages_total", "oversized"),
-        1,
-        "{text}"
-    );
+    assert_metric(&text, "fedstake_rejected_messages_total", "replayed", 1);
+    assert_metric(&text, "fedstake_joins_total", "unstaked", 1);
+    assert_metric(&text, "fedstake_joins_total", "bad_signature", 1);
+    assert_metric(&text, "fedstake_rejected_messages_total", "oversized", 1);
 }
 
 /// GET /metrics over plain TCP.
@@ -580,11 +567,7 @@ async fn a_client_that_unstakes_after_joining_is_expelled_before_a_later_round()
         }
     }
     let text = metrics.encode();
-    assert_eq!(
-        metric(&text, "fedstake_rejected_messages_total", "unstaked"),
-        1,
-        "{text}"
-    );
+    assert_metric(&text, "fedstake_rejected_messages_total", "unstaked", 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
