@@ -599,11 +599,7 @@ async fn a_task_pinning_another_certificate_is_refused_at_start() {
     });
     spec.validate().unwrap();
     let net = setup(spec, 1).await;
-    let config = net.config(false, 10);
-    let error =
-        fedstake_coordinator::Coordinator::start(config, std::sync::Arc::clone(&net.ledger))
-            .await
-            .unwrap_err();
+    let error = net.start_error().await;
     assert!(
         error
             .to_string()
@@ -662,10 +658,6 @@ async fn a_task_needing_the_sponsors_root_update_is_refused_at_start() {
         .replace("rule = \"median\"", "rule = \"fltrust\"");
     let spec = fedstake_protocol::spec::TaskSpec::from_toml_str(&text).unwrap();
     let net = setup(spec, 1).await;
-    let config = net.config(false, 10);
-    let error =
-        fedstake_coordinator::Coordinator::start(config, std::sync::Arc::clone(&net.ledger))
-            .await
-            .unwrap_err();
+    let error = net.start_error().await;
     assert!(error.to_string().contains("root update"), "{error}");
 }

@@ -13,7 +13,7 @@ use fedstake_client::net::session::{
     Behaviour, ClientOptions, CrashPoint, Reconnect, TrainerFactory,
 };
 use fedstake_client::trainer::{BackendOptions, build_trainer};
-use fedstake_coordinator::{Coordinator, CoordinatorConfig};
+use fedstake_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError};
 use fedstake_protocol::spec::{DEFAULT_CHAIN_ID, TaskSpec};
 use fedstake_rewards::chain::{Chain, EmbeddedChain};
 use fedstake_rewards::ledger::{Ledger, embedded_defaults, mint_test_token};
@@ -220,6 +220,13 @@ impl Net {
         Coordinator::start(self.config(metrics, max_clients), Arc::clone(&self.ledger))
             .await
             .unwrap()
+    }
+
+    /// Why the coordinator refuses to start for this task.
+    pub async fn start_error(&self) -> CoordinatorError {
+        Coordinator::start(self.config(false, 10), Arc::clone(&self.ledger))
+            .await
+            .expect_err("the coordinator started")
     }
 
     /// Client `index`'s options.
