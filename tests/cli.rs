@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use fedstake_client::data::{SyntheticSpec, synthetic};
+use fedstake_training::data::{SyntheticSpec, synthetic};
 
 /// Runs the binary as a user would: without LD_LIBRARY_PATH, which cargo
 /// may set for tests (a torch build must find libtorch by its rpath).

@@ -8,9 +8,9 @@ use std::process::{Command, Output};
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
+use fedstake_ledger::chain::{Chain, EmbeddedChain};
+use fedstake_ledger::embedded_defaults;
 use fedstake_rewards::PayoutTree;
-use fedstake_rewards::chain::{Chain, EmbeddedChain};
-use fedstake_rewards::ledger::embedded_defaults;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -265,9 +265,7 @@ fn wrong_chain_id_and_foreign_contracts_are_refused_by_name() {
     assert!(error.contains("chain id 31337"), "{error}");
 
     // The embedded chain's test token is a contract, but not ours.
-    let token = fedstake_rewards::ledger::embedded_deployer()
-        .address()
-        .create(1);
+    let token = fedstake_ledger::embedded_deployer().address().create(1);
     let error = ws.fails(&[
         "rewards",
         "status",

@@ -14,15 +14,16 @@ use std::sync::mpsc;
 
 use alloy::primitives::U256;
 use alloy::signers::local::PrivateKeySigner;
-use fedstake_client::data::{SyntheticSpec, synthetic};
-use fedstake_client::net::history::History;
-use fedstake_client::net::session::{Behaviour, ClientOptions, Reconnect, run_client};
-use fedstake_client::trainer::{BackendOptions, build_trainer};
+use fedstake_client::History;
+use fedstake_client::{Behaviour, ClientOptions, Reconnect, run_client};
 use fedstake_coordinator::Store;
+use fedstake_coordinator::store::AttemptOutcome;
 use fedstake_protocol::spec::{DEFAULT_CHAIN_ID, TaskSpec};
-use fedstake_rewards::PayoutTree;
-use fedstake_rewards::chain::{Chain, EmbeddedChain};
-use fedstake_rewards::ledger::embedded_defaults;
+use fedstake_training::data::{SyntheticSpec, synthetic};
+use fedstake_training::trainer::{BackendOptions, build_trainer};
+
+use fedstake_ledger::chain::{Chain, EmbeddedChain};
+use fedstake_ledger::embedded_defaults;
 
 const PASSWORD: &str = "restart test";
 const CLIENTS: usize = 10;
@@ -232,22 +233,19 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
     let (store, _, _) = Store::inspect(&dir.path().join("coordinator/coordinator.sqlite")).unwrap();
     let settled = store.settled_rounds().unwrap();
     assert_eq!(
-        settled.iter().map(|r| r.round).collect::<Vec<_>>(),
+        settled.iter().map(|r| r.settled.round).collect::<Vec<_>>(),
         vec![1, 2, 3, 4]
     );
     let attempts = store.attempts().unwrap();
-    let third: Vec<_> = attempts
-        .iter()
-        .filter(|(round, _, _)| *round == 3)
-        .collect();
-    assert_eq!(third[0].1, 0);
+    let third: Vec<_> = attempts.iter().filter(|a| a.round == 3).collect();
+    assert_eq!(third[0].attempt, 0);
     assert_ne!(
-        third[0].2.as_deref(),
-        Some("completed"),
+        third[0].outcome,
+        Some(AttemptOutcome::Completed),
         "the kill came after round 3 settled: {attempts:?}"
     );
-    assert_eq!(settled[2].attempt, third.last().unwrap().1);
-    assert!(settled[2].attempt >= 1);
+    assert_eq!(settled[2].settled.attempt, third.last().unwrap().attempt);
+    assert!(settled[2].settled.attempt >= 1);
     // Clients entered each (round, attempt) at most once, so each SecAgg+
     // context had fresh keys and masks; round 3 was entered under its old
     // and its new attempt number.
@@ -258,7 +256,7 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
         unique.dedup();
         assert_eq!(unique, entered);
         assert!(
-            entered.contains(&(3, settled[2].attempt)),
+            entered.contains(&(3, settled[2].settled.attempt)),
             "client {index}: {entered:?}"
         );
     }
@@ -268,10 +266,7 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
     let chain = EmbeddedChain::open(&dir.path().join("chain.sqlite"), DEFAULT_CHAIN_ID).unwrap();
     let (ledger, token) = embedded_defaults(chain).await.unwrap();
     let task = ledger.task(U256::from(1)).await.unwrap();
-    let posted: u128 = settled
-        .iter()
-        .map(|r| r.total.parse::<u128>().unwrap())
-        .sum();
+    let posted: u128 = settled.iter().map(|r| r.settled.total()).sum();
     assert_eq!(task.postedTotal, U256::from(posted));
     assert_eq!(task.lastPostedRound, ROUNDS);
     assert_eq!(task.poolRemaining, task.initialPool - task.postedTotal);
@@ -280,7 +275,7 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
         .advance_time(rewards.challenge_window + 1)
         .await
         .unwrap();
-    let tree = PayoutTree::from_json(&settled[3].payout_tree, "last round").unwrap();
+    let tree = &settled[3].payout_tree;
     let mut claimed = U256::ZERO;
     for client in &clients {
         let amount = tree.amount(client.address()).unwrap_or_default();
@@ -318,7 +313,7 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
     assert!(text.contains("4 rounds settled"), "{text}");
     let rows: Vec<&str> = text.lines().filter(|l| l.ends_with(" done")).collect();
     assert_eq!(rows.len(), 4, "{text}");
-    let attempt = settled[2].attempt.to_string();
+    let attempt = settled[2].settled.attempt.to_string();
     assert_eq!(
         rows[2].split_whitespace().nth(1),
         Some(attempt.as_str()),

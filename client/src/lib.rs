@@ -1,12 +1,16 @@
-//! The training client of fedstake.
-//!
-//! It owns everything that runs on an organization's machine before an update
-//! leaves it: reading the organization's private data ([`data`]) and training
-//! the task's model on it ([`trainer`]). Parameters go in and out as the flat
-//! vectors of `fedstake_aggregation::model`, so the coordinator and the
-//! aggregators never care which backend trained them. [`net`] is the client's
-//! QUIC session with the coordinator (`fedstake client run`).
+//! The organization's side of fedstake: [`run_client`] joins a task over
+//! QUIC (pinning the coordinator's certificate, proving its staked address),
+//! trains on the organization's private data with a `fedstake_training`
+//! trainer, and takes part in every round it is drawn for — a signed plain
+//! update, or a SecAgg+ client session whose protocol logic is the
+//! secure-agg crate's. [`History`] keeps on disk every attempt entered, so a
+//! restarted client never enters one twice (and so never reuses masks).
 
-pub mod data;
-pub mod net;
-pub mod trainer;
+mod history;
+mod session;
+
+pub use history::{History, HistoryError, RecordedResult};
+pub use session::{
+    Behaviour, ClientOptions, ClientReport, ClientRunError, CrashPoint, LocalUpdate, Reconnect,
+    TrainerFactory, local_update, run_client,
+};

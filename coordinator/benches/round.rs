@@ -14,9 +14,9 @@ mod common;
 
 use std::time::Instant;
 
-use fedstake_client::net::session::{Behaviour, local_update, run_client};
-use fedstake_client::trainer::{BackendOptions, build_trainer};
+use fedstake_client::{Behaviour, local_update, run_client};
 use fedstake_protocol::spec::TaskSpec;
+use fedstake_training::trainer::{BackendOptions, build_trainer};
 
 fn spec(clients: u32) -> TaskSpec {
     // 1000 features -> 1000 hidden -> 10 classes: 1,011,010 parameters.
@@ -135,7 +135,7 @@ fn main() {
             client.await.unwrap().unwrap();
         }
         let text = metrics.encode();
-        let groups = settled[0].groups.len() as f64;
+        let groups = settled[0].settled.groups.len() as f64;
         println!("task done in {round_seconds:.2} s (100 joins included), {groups} groups");
         println!("phase            mean per group (s)   (phases of all groups overlap)");
         for phase in ["advertise_keys", "share_keys", "masked_input", "consistency", "unmasking"] {

@@ -1,21 +1,22 @@
-//! The round driver: the coordinator's one loop that runs a task's rounds.
+//! The round driver: the coordinator's one loop around the round engine.
 //!
 //! Per round: wait for at least `cohort.min` admitted clients whose stake,
-//! read again, still meets the minimum (the others are expelled); record a new
-//! attempt in the store; draw the cohort (uniform or reputation-weighted,
-//! seeded by the task, round and attempt); announce; collect
-//! ([`crate::attempt`]); aggregate and settle ([`crate::settle`]); store the
-//! settled round in one transaction; tell the participants; post the round
-//! and its slashes on chain ([`crate::chain`]). An attempt that yields
-//! nothing usable (too many dropouts, no group sum, too few inputs for the
-//! rule) is abandoned and the round runs again with the next attempt
-//! number: fresh keys, fresh masks, a fresh cohort.
+//! read again, still meets the minimum (the others are expelled); record a
+//! new attempt in the store; draw the cohort and its groups
+//! ([`fedstake_round::draw_cohort`], [`fedstake_round::group_cohort`]);
+//! announce; move messages and time into the engine's
+//! [`Attempt`] and its messages out to the clients; settle
+//! ([`fedstake_round::settle`]); store the settled round in one
+//! transaction; tell the participants; post the round and its slashes on
+//! chain ([`crate::chain`]). An attempt that yields nothing usable is
+//! abandoned and the round runs again with the next attempt number: fresh
+//! keys, fresh masks, a fresh cohort.
 //!
-//! On start the driver rebuilds its state from the store: the global model,
-//! cumulative payouts, reputation, slashing windows and group attribution of
-//! every settled round, and posts whatever a crash left unposted. An attempt
-//! that was running when the coordinator died is never resumed: its number
-//! is spent, and the round runs again with the next one.
+//! On start the coordinator rebuilds the engine's state from the store
+//! ([`fedstake_round::RoundState::replay`]) and the driver posts whatever a
+//! crash left unposted. An attempt that was running when the coordinator
+//! died is never resumed: its number is spent, and the round runs again
+//! with the next one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,45 +24,50 @@ use std::sync::Arc;
 use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 use fedstake_aggregation::Model;
-use fedstake_protocol::spec::{Phase as SpecPhase, Selection, TaskSpec};
+use fedstake_ledger::Ledger;
+use fedstake_ledger::chain::Chain;
+use fedstake_protocol::spec::Phase as SpecPhase;
 use fedstake_protocol::wire::{Role, RoundAnnouncement, RoundResult, ServerMessage};
-use fedstake_rewards::chain::Chain;
-use fedstake_rewards::ledger::Ledger;
-use fedstake_secure_agg::grouping::{RoundId, assign_groups};
+use fedstake_rewards::PayoutTree;
+use fedstake_round::{
+    Attempt, AttemptId, AttemptInputs, Contributions, MAX_ATTEMPTS, Plan, RoundState, Settlement,
+    draw_cohort, group_cohort, root_update, settle,
+};
+use fedstake_secure_agg::grouping::RoundId;
 use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::server::ServerSession;
+use fedstake_training::data::Dataset;
 use futures::{StreamExt, TryStreamExt, stream};
-use rand::SeedableRng;
-use rand::seq::IndexedRandom;
-use rand_chacha::ChaCha20Rng;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::CoordinatorError;
-use crate::attempt::{AttemptContext, Collection};
 use crate::server::{Event, Shared};
-use crate::settle::{Settlement, Settler};
-use crate::store::{SettledRound, Store};
-
-/// Attempts of one round before the coordinator gives up.
-pub const MAX_ATTEMPTS: u32 = 20;
+use crate::store::{AttemptOutcome, Store, StoredRound};
 
 /// Stake reads in flight at once when the driver checks the connected
 /// clients before an attempt.
 const STAKE_READS_IN_FLIGHT: usize = 16;
+
+/// The sponsor's data: validation, and root data when the plan needs a root
+/// update.
+pub(crate) struct SponsorData {
+    pub(crate) validation: Dataset,
+    pub(crate) root: Option<Dataset>,
+}
 
 /// What the driver owns.
 pub struct Driver<C> {
     pub(crate) shared: Arc<Shared<C>>,
     pub(crate) events: mpsc::Receiver<Event>,
     pub(crate) store: Store,
-    pub(crate) spec: TaskSpec,
+    pub(crate) plan: Plan,
+    pub(crate) state: RoundState<Address>,
+    pub(crate) sponsor: SponsorData,
     pub(crate) ledger: Arc<Ledger<C>>,
     pub(crate) signer: PrivateKeySigner,
     pub(crate) identity: Identity,
-    pub(crate) settler: Settler,
     pub(crate) global: Model,
     pub(crate) reports: Option<mpsc::UnboundedSender<RoundReport>>,
 }
@@ -70,14 +76,14 @@ pub struct Driver<C> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoundReport {
     /// The settled round.
-    pub settled: SettledRound,
+    pub stored: StoredRound,
     /// Attempts of the round that failed before this one.
     pub failed_attempts: u32,
 }
 
 /// How an attempt ended.
 enum AttemptEnd {
-    Settled(Box<SettledRound>),
+    Settled(Box<StoredRound>),
     Failed(String),
 }
 
@@ -87,7 +93,7 @@ impl<C: Chain + 'static> Driver<C> {
     }
 
     /// Runs every remaining round and returns all settled rounds.
-    pub async fn run(mut self) -> Result<Vec<SettledRound>, CoordinatorError> {
+    pub async fn run(mut self) -> Result<Vec<StoredRound>, CoordinatorError> {
         let settled = self.store.settled_rounds()?;
         for round in &settled {
             crate::chain::post_round(
@@ -99,13 +105,13 @@ impl<C: Chain + 'static> Driver<C> {
             )
             .await?;
         }
-        let first = settled.last().map_or(1, |r| r.round + 1);
-        for round in first..=u64::from(self.spec.rounds) {
+        let first = settled.last().map_or(1, |r| r.settled.round + 1);
+        for round in first..=self.plan.rounds() {
             let mut failed = 0;
-            let settled = loop {
+            let stored = loop {
                 let eligible = self.wait_for_clients().await?;
                 match self.run_attempt(round, &eligible).await? {
-                    AttemptEnd::Settled(settled) => break settled,
+                    AttemptEnd::Settled(stored) => break stored,
                     AttemptEnd::Failed(reason) => {
                         failed += 1;
                         self.shared.metrics.failed_attempts.inc();
@@ -125,18 +131,18 @@ impl<C: Chain + 'static> Driver<C> {
                 &self.signer,
                 &self.store,
                 self.task_id(),
-                &settled,
+                &stored,
             )
             .await?;
             self.shared.metrics.rounds.inc();
             if let Some(reports) = &self.reports {
                 let _ = reports.send(RoundReport {
-                    settled: (*settled).clone(),
+                    stored: (*stored).clone(),
                     failed_attempts: failed,
                 });
             }
         }
-        let rounds = u64::from(self.spec.rounds);
+        let rounds = self.plan.rounds();
         for address in self.shared.connected() {
             self.shared
                 .send(&address, ServerMessage::Finished { rounds });
@@ -153,7 +159,7 @@ impl<C: Chain + 'static> Driver<C> {
         loop {
             self.wait_for_connections().await?;
             let eligible = self.eligible_clients().await?;
-            if eligible.len() >= self.spec.cohort.min as usize {
+            if eligible.len() >= self.plan.cohort_min() {
                 return Ok(eligible);
             }
         }
@@ -191,7 +197,7 @@ impl<C: Chain + 'static> Driver<C> {
 
     /// Waits until at least `cohort.min` clients are admitted.
     async fn wait_for_connections(&mut self) -> Result<(), CoordinatorError> {
-        let min = self.spec.cohort.min as usize;
+        let min = self.plan.cohort_min();
         let mut announced = false;
         while self.shared.connected().len() < min {
             if !announced {
@@ -215,26 +221,6 @@ impl<C: Chain + 'static> Driver<C> {
         Ok(())
     }
 
-    /// Draws up to `cohort.size` of the `eligible` clients for an attempt.
-    fn draw_cohort(&self, eligible: &[Address], round: u64, attempt_hint: u32) -> Vec<Address> {
-        let size = (self.spec.cohort.size as usize).min(eligible.len());
-        let mut seed = Sha256::new();
-        seed.update(b"fedstake/cohort");
-        seed.update(self.task_id().to_be_bytes::<32>());
-        seed.update(round.to_be_bytes());
-        seed.update(attempt_hint.to_be_bytes());
-        let mut rng = ChaCha20Rng::from_seed(seed.finalize().into());
-        let mut cohort: Vec<Address> = match self.spec.cohort.selection {
-            Selection::Uniform => eligible.choose_multiple(&mut rng, size).copied().collect(),
-            Selection::Reputation => eligible
-                .choose_multiple_weighted(&mut rng, size, |a| 0.05 + self.settler.reputation(a))
-                .map(|chosen| chosen.copied().collect())
-                .unwrap_or_else(|_| eligible[..size].to_vec()),
-        };
-        cohort.sort();
-        cohort
-    }
-
     async fn run_attempt(
         &mut self,
         round: u64,
@@ -244,46 +230,64 @@ impl<C: Chain + 'static> Driver<C> {
             .store
             .attempts()?
             .iter()
-            .filter(|(r, _, _)| *r == round)
+            .filter(|a| a.round == round)
             .count() as u32;
-        let cohort = self.draw_cohort(eligible, round, previous_attempts);
-        let cohort_text: Vec<String> = cohort.iter().map(|a| a.to_string()).collect();
-        let attempt = self.store.begin_attempt(round, &cohort_text, unix_now())?;
+        let task = self.task_id().to_be_bytes::<32>();
+        let cohort = draw_cohort(
+            &self.plan,
+            &self.state,
+            eligible,
+            &task,
+            round,
+            previous_attempts,
+        );
+        let attempt = self.store.begin_attempt(round, &cohort, unix_now())?;
         let model_bytes = self.global.to_safetensors()?;
         let model_hash = self.global.content_hash();
         self.shared.publish_model(model_hash, model_bytes.clone());
-        let round_id = RoundId {
-            task_id: self.task_id().to_be_bytes(),
+        let id = AttemptId {
+            task_id: self.task_id(),
             round,
             attempt,
+            domain: self.ledger.domain().clone(),
+            dimension: self.global.params().len(),
         };
-        let dimension = self.global.params().len();
         let started = Instant::now();
-        let mut collection = match self.settler.secagg() {
+        let announce = |address: &Address, role: Role| {
+            self.shared.send(
+                address,
+                ServerMessage::Round(RoundAnnouncement {
+                    round,
+                    attempt,
+                    model_hash,
+                    model_bytes: model_bytes.len() as u64,
+                    role,
+                }),
+            );
+        };
+        let mut engine = match self.plan.secagg() {
             None => {
                 for address in &cohort {
-                    self.announce(
-                        address,
-                        round,
-                        attempt,
-                        model_hash,
-                        model_bytes.len(),
-                        Role::Plain,
-                    );
+                    announce(address, Role::Plain);
                 }
-                Collection::plain(&self.spec, &cohort, started)
+                Attempt::plain(&self.plan, id, &cohort, started.into_std())
             }
-            Some((params, topology)) => {
-                let grouping = match assign_groups(
-                    &cohort,
-                    params.summands,
-                    &crate::settle::grouping_seed(&self.global),
-                    &round_id,
-                ) {
+            Some(secagg) => {
+                let round_id = RoundId {
+                    task_id: task,
+                    round,
+                    attempt,
+                };
+                let grouping = match group_cohort(&self.plan, &cohort, &self.global, &round_id) {
                     Ok(grouping) => grouping,
                     Err(error) => {
-                        self.store.end_attempt(round, attempt, &error.to_string())?;
-                        return Ok(AttemptEnd::Failed(format!("grouping: {error}")));
+                        let reason = format!("grouping: {error}");
+                        self.store.end_attempt(
+                            round,
+                            attempt,
+                            &AttemptOutcome::Abandoned(reason.clone()),
+                        )?;
+                        return Ok(AttemptEnd::Failed(reason));
                     }
                 };
                 let mut groups = Vec::new();
@@ -292,8 +296,8 @@ impl<C: Chain + 'static> Driver<C> {
                         .session_config(
                             group,
                             &round_id,
-                            topology,
-                            dimension + 1,
+                            &secagg.topology,
+                            id.dimension + 1,
                             self.identity.address(),
                             |address| address.0.0,
                         )
@@ -302,79 +306,94 @@ impl<C: Chain + 'static> Driver<C> {
                         .map_err(|e| CoordinatorError::Internal(format!("server session: {e}")))?;
                     let addresses: Vec<[u8; 20]> = members.iter().map(|a| a.into_array()).collect();
                     for (index, address) in members.iter().enumerate() {
-                        let role = Role::SecAgg {
-                            group: group as u32,
-                            index: index as u32,
-                            members: addresses.clone(),
-                        };
-                        self.announce(address, round, attempt, model_hash, model_bytes.len(), role);
+                        announce(
+                            address,
+                            Role::SecAgg {
+                                group: group as u32,
+                                index: index as u32,
+                                members: addresses.clone(),
+                            },
+                        );
                     }
                     groups.push((members.clone(), session));
                 }
-                Collection::secagg(&self.spec, groups, started)
+                Attempt::secagg(&self.plan, id, groups, started.into_std())
             }
         };
         info!(round, attempt, cohort = cohort.len(), "attempt announced");
-        let context = AttemptContext {
-            task_id: self.task_id(),
-            round,
-            attempt,
-            domain: self.ledger.domain().clone(),
-            dimension,
-            max_weight: self.spec.training.max_examples,
-        };
-        self.collect(&mut collection, &context).await?;
+        self.collect(&mut engine).await?;
         self.shared
             .metrics
             .phase("collect", started.elapsed().as_secs_f64());
         let settle_started = Instant::now();
-        let stakes = self.stakes(&collection).await?;
-        let outcome = self
-            .settler
-            .settle(&self.global, &collection, &context, &stakes);
+        let contributions = engine.contributions();
+        let stakes = self.stakes(&contributions).await?;
+        let root = match (&self.sponsor.root, self.plan.needs_root_update()) {
+            (Some(root), true) => Some(
+                root_update(&self.plan, self.global.params(), root, round)
+                    .map_err(|e| CoordinatorError::Internal(format!("root update: {e}")))?,
+            ),
+            _ => None,
+        };
+        let outcome = settle(
+            &self.plan,
+            &self.state,
+            &self.sponsor.validation,
+            &AttemptInputs {
+                round,
+                attempt,
+                global: &self.global,
+                contributions: &contributions,
+                root_update: root.as_deref(),
+                stakes: &stakes,
+            },
+        );
         let Settlement {
-            settled,
+            record,
             model,
-            participants,
             next,
         } = match outcome {
             Ok(settlement) => settlement,
-            Err(reason) => {
-                self.store.end_attempt(round, attempt, &reason)?;
+            Err(error) => {
+                let reason = error.to_string();
+                self.store.end_attempt(
+                    round,
+                    attempt,
+                    &AttemptOutcome::Abandoned(reason.clone()),
+                )?;
                 return Ok(AttemptEnd::Failed(reason));
             }
         };
-        for (address, submission) in crate::settle::submissions(&collection) {
-            self.store
-                .put_submission(round, &address.to_string(), submission)?;
+        for (address, submission) in engine.submissions() {
+            self.store.put_submission(round, *address, submission)?;
         }
-        self.store
-            .settle_round(&settled, &model.to_safetensors()?)?;
-        self.settler.adopt(*next);
+        let payout_tree = PayoutTree::from_payouts(next.cumulative_payouts())
+            .map_err(|e| CoordinatorError::Internal(format!("payout tree: {e}")))?;
+        let stored = StoredRound {
+            settled: record,
+            payout_tree,
+        };
+        self.store.settle_round(&stored, &model.to_safetensors()?)?;
+        self.state = next;
         self.global = model;
         self.shared
             .metrics
             .phase("settle", settle_started.elapsed().as_secs_f64());
+        let settled = &stored.settled;
         self.shared
             .metrics
             .rejected_inputs
             .inc_by(settled.rejected as u64);
-        for (address, accepted) in participants {
-            let payout = settled
-                .payouts
-                .iter()
-                .find(|(a, _)| *a == address.to_string())
-                .and_then(|(_, amount)| amount.parse().ok())
-                .unwrap_or(0);
+        for (address, accepted) in settled.participants() {
             self.shared.send(
-                &address,
+                address,
                 ServerMessage::RoundResult(RoundResult {
                     round,
                     attempt,
-                    model_hash: self.global.content_hash(),
+                    model_hash: settled.model_hash,
                     accuracy: settled.accuracy,
-                    payout,
-                    cumulative: self.settler.cumulative(&address),
+                    payout: settled.payout_of(address),
+                    cumulative: self.state.cumulative(address),
                     accepted,
                 }),
             );
@@ -385,64 +404,45 @@ impl<C: Chain + 'static> Driver<C> {
             accuracy = settled.accuracy,
             accepted = settled.accepted,
             rejected = settled.rejected,
-            total = %settled.total,
+            total = %settled.total(),
             slashes = settled.slashes.len(),
             "round settled"
         );
-        Ok(AttemptEnd::Settled(Box::new(settled)))
+        Ok(AttemptEnd::Settled(Box::new(stored)))
     }
 
-    fn announce(
-        &self,
-        address: &Address,
-        round: u64,
-        attempt: u32,
-        model_hash: [u8; 32],
-        model_bytes: usize,
-        role: Role,
-    ) {
-        self.shared.send(
-            address,
-            ServerMessage::Round(RoundAnnouncement {
-                round,
-                attempt,
-                model_hash,
-                model_bytes: model_bytes as u64,
-                role,
-            }),
-        );
-    }
-
-    /// Moves messages into the collection until it is complete.
-    async fn collect(
-        &mut self,
-        collection: &mut Collection,
-        context: &AttemptContext,
-    ) -> Result<(), CoordinatorError> {
+    /// Moves messages and time into the attempt, and its messages out, until
+    /// it is complete.
+    async fn collect(&mut self, engine: &mut Attempt<Address>) -> Result<(), CoordinatorError> {
+        engine.handle_timeout(Instant::now().into_std());
         loop {
-            let (outgoing, closed) = collection.advance(&self.spec, Instant::now());
-            for phase in closed {
+            while let Some(phase) = engine.poll_closed_phase() {
                 self.shared
                     .metrics
                     .phase(phase.phase, phase.duration.as_secs_f64());
             }
-            for (address, message) in outgoing {
+            while let Some((address, message)) = engine.poll_transmit() {
                 let bytes = message
                     .to_bytes()
                     .map_err(|e| CoordinatorError::Internal(format!("secagg encoding: {e}")))?;
                 self.shared
                     .send(&address, ServerMessage::SecAgg { message: bytes });
             }
-            if collection.is_complete() {
+            if engine.is_complete() {
                 return Ok(());
             }
-            let deadline = collection
-                .next_deadline()
-                .unwrap_or_else(|| Instant::now() + self.spec.deadline(SpecPhase::Train));
+            let deadline = engine.poll_timeout().map_or_else(
+                || Instant::now() + self.plan.deadline(SpecPhase::Train),
+                Instant::from_std,
+            );
             let event = tokio::select! {
                 event = self.events.recv() => event,
-                () = tokio::time::sleep_until(deadline) => continue,
+                () = tokio::time::sleep_until(deadline) => {
+                    engine.handle_timeout(Instant::now().into_std());
+                    continue;
+                }
             };
+            let now = Instant::now().into_std();
             match event {
                 None => return Err(CoordinatorError::Stopped),
                 Some(Event::Joined { .. }) => {}
@@ -451,7 +451,7 @@ impl<C: Chain + 'static> Driver<C> {
                     connection,
                 }) => {
                     if !self.shared.is_current(&address, connection) {
-                        collection.member_gone(&address);
+                        engine.handle_member_gone(&address, now);
                     }
                 }
                 Some(Event::Message {
@@ -462,9 +462,10 @@ impl<C: Chain + 'static> Driver<C> {
                     if !self.shared.is_current(&address, connection) {
                         continue;
                     }
-                    if let Err(refused) = collection.receive(context, address, message) {
-                        self.shared.metrics.reject(refused.kind);
-                        warn!(%address, kind = refused.kind, reason = %refused.reason, "message refused");
+                    if let Err(refused) = engine.handle_message(now, address, message) {
+                        let kind = refused.kind.label();
+                        self.shared.metrics.reject(kind);
+                        warn!(%address, kind, reason = %refused.reason, "message refused");
                     }
                 }
             }
@@ -474,10 +475,10 @@ impl<C: Chain + 'static> Driver<C> {
     /// Stake (active plus unbonding) of every participant, for slash amounts.
     async fn stakes(
         &self,
-        collection: &Collection,
+        contributions: &Contributions<Address>,
     ) -> Result<BTreeMap<Address, u128>, CoordinatorError> {
         let mut stakes = BTreeMap::new();
-        for address in crate::settle::participants(collection) {
+        for address in contributions.participants() {
             let stake = self.ledger.stake_of(self.task_id(), address).await?;
             let total = stake.active.saturating_add(stake.unbonding);
             stakes.insert(address, u128::try_from(total).unwrap_or(u128::MAX));

@@ -69,7 +69,7 @@ impl Certificate {
 
     /// SHA-256 of the certificate: what clients pin.
     pub fn fingerprint(&self) -> [u8; 32] {
-        fedstake_client::net::tls::fingerprint(&self.der)
+        fedstake_quic::fingerprint(&self.der)
     }
 }
 

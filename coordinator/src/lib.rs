@@ -1,48 +1,47 @@
 //! The fedstake coordinator (`fedstake coordinator serve`, DESIGN section 3).
 //!
-//! A thin shell around the sans-IO pieces: QUIC and admission
-//! ([`server`]), one round loop ([`driver`]) that moves messages into the
-//! secure-agg server sessions or plain collection ([`attempt`]), the lab's
-//! settlement code ([`settle`]), the reward contract ([`chain`]), and a
-//! SQLite store written before anything is acted on ([`store`]). Metrics are
-//! served in Prometheus format ([`metrics`]); the TLS certificate is
-//! self-signed and kept in the state directory ([`identity`]).
+//! The IO shell around the round engine (`fedstake_round`): QUIC and
+//! admission ([`server`]), one round loop ([`driver`]) that moves messages
+//! and time into the engine's attempt and its messages out, the reward
+//! contract ([`chain`]), and a SQLite store written before anything is acted
+//! on ([`store`]). Cohorts, groups, collection and settlement are the
+//! engine's, the same code the lab runs. Metrics are served in Prometheus
+//! format ([`metrics`]); the TLS certificate is self-signed and kept in the
+//! state directory ([`identity`]).
 //!
 //! [`Coordinator::start`] checks the task against the chain (spec hash,
 //! coordinator address), opens the store, rebuilds the round state from it
 //! and starts listening; [`Coordinator::run`] runs the remaining rounds.
 
-pub mod attempt;
 pub mod chain;
 pub mod driver;
 pub mod identity;
 pub mod metrics;
 pub mod server;
-pub mod settle;
 pub mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 use fedstake_aggregation::Model;
-use fedstake_client::data::Dataset;
+use fedstake_ledger::chain::Chain;
+use fedstake_ledger::{Ledger, LedgerError};
 use fedstake_protocol::spec::{Phase, TaskSpec};
 use fedstake_protocol::wire::{Admission, task_frame_limit};
-use fedstake_rewards::chain::Chain;
-use fedstake_rewards::ledger::{Ledger, LedgerError, TaskParams};
+use fedstake_round::{Plan, PlanError, RoundState};
 use fedstake_secure_agg::identity::Identity;
+use fedstake_training::data::Dataset;
 use tokio::sync::mpsc;
 
-use driver::Driver;
 pub use driver::RoundReport;
+use driver::{Driver, SponsorData};
 use identity::Certificate;
 use metrics::Metrics;
 use server::{Shared, SharedSettings};
-use settle::Settler;
-pub use store::{SettledRound, Store};
+pub use store::{Store, StoredRound};
 
 /// Why the coordinator stopped.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +49,15 @@ pub enum CoordinatorError {
     /// The task or its settings are unusable.
     #[error("{0}")]
     Config(String),
+    /// The task spec cannot be run.
+    #[error("task spec: {0}")]
+    Plan(#[from] PlanError),
+    /// The task needs the sponsor's root data and none was given.
+    #[error(
+        "the task needs the sponsor's root update (FLTrust or scoring.reference = \"root\"): \
+         serve it with --root SOURCE, the sponsor's clean root data"
+    )]
+    NoRootData,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] store::StoreError),
@@ -111,6 +119,9 @@ pub struct CoordinatorConfig {
     pub signer: PrivateKeySigner,
     /// The sponsor's validation data.
     pub validation: Dataset,
+    /// The sponsor's clean root data, for tasks that need a root update
+    /// (FLTrust, `scoring.reference = "root"`).
+    pub root: Option<Dataset>,
     /// Seed of the initial model.
     pub init_seed: u64,
     /// Most clients admitted at once.
@@ -145,6 +156,10 @@ impl<C: Chain + 'static> Coordinator<C> {
         ledger: Arc<Ledger<C>>,
     ) -> Result<Self, CoordinatorError> {
         let spec = &config.spec;
+        let plan = Plan::from_spec(spec)?;
+        if plan.needs_root_update() && config.root.is_none() {
+            return Err(CoordinatorError::NoRootData);
+        }
         let task = ledger.task(config.task_id).await?;
         if task.specHash.0 != spec.spec_hash() {
             return Err(CoordinatorError::Config(format!(
@@ -173,8 +188,8 @@ impl<C: Chain + 'static> Coordinator<C> {
             &config.task_id.to_string(),
             &spec.spec_hash_hex(),
         )?;
-        let mut settler = Settler::new(spec, config.validation.clone())?;
-        let global = restore(&store, &mut settler, config.init_seed)?;
+        let mut state = RoundState::new(&plan);
+        let global = restore(&store, &plan, &mut state, config.init_seed)?;
         let certificate = Certificate::load_or_create(&config.state_dir, &config.names)?;
         if let Some(pinned) = &spec.coordinator {
             let pinned = pinned
@@ -190,11 +205,9 @@ impl<C: Chain + 'static> Coordinator<C> {
                 )));
             }
         }
-        let server_config = fedstake_client::net::tls::server_config(
-            certificate.der.clone(),
-            certificate.key.clone(),
-        )
-        .map_err(|e| CoordinatorError::Config(e.to_string()))?;
+        let server_config =
+            fedstake_quic::server_config(certificate.der.clone(), certificate.key.clone())
+                .map_err(|e| CoordinatorError::Config(e.to_string()))?;
         let endpoint = quinn::Endpoint::server(server_config, config.listen).map_err(|source| {
             CoordinatorError::Listen {
                 address: config.listen,
@@ -248,11 +261,15 @@ impl<C: Chain + 'static> Coordinator<C> {
             shared,
             events,
             store,
-            spec: spec.clone(),
+            plan,
+            state,
+            sponsor: SponsorData {
+                validation: config.validation,
+                root: config.root,
+            },
             ledger,
             signer: config.signer,
             identity,
-            settler,
             global,
             reports: None,
         };
@@ -296,7 +313,7 @@ impl<C: Chain + 'static> Coordinator<C> {
     }
 
     /// Runs the remaining rounds; returns every settled round.
-    pub async fn run(self) -> Result<Vec<SettledRound>, CoordinatorError> {
+    pub async fn run(self) -> Result<Vec<StoredRound>, CoordinatorError> {
         let result = self.driver.run().await;
         self.endpoint.close(0u32.into(), b"task finished");
         self.endpoint.wait_idle().await;
@@ -308,74 +325,57 @@ impl<C: Chain + 'static> Coordinator<C> {
     }
 }
 
-/// The on-chain parameters of a task created now (`now`: the chain's
-/// timestamp) from `spec`'s `[rewards]`: what `task create`, the demo and
-/// the tests escrow.
-pub fn task_params(
-    spec: &TaskSpec,
-    token: Address,
-    coordinator: Address,
-    arbiter: Address,
-    now: u64,
-) -> Result<TaskParams, CoordinatorError> {
-    let rewards = spec.rewards.as_ref().ok_or_else(|| {
-        CoordinatorError::Config("the task spec has no [rewards] section to escrow".into())
-    })?;
-    let end_time = now + rewards.duration;
-    Ok(TaskParams {
-        specHash: B256::from(spec.spec_hash()),
-        token,
-        coordinator,
-        arbiter,
-        pool: U256::from(rewards.pool),
-        minStake: U256::from(rewards.min_stake),
-        roundBudgetCap: U256::from(rewards.round_budget),
-        challengeWindow: rewards.challenge_window,
-        unbondingPeriod: rewards.unbonding_period,
-        endTime: end_time,
-        claimDeadline: end_time + rewards.claim_period,
-    })
-}
-
-/// The global model after the stored rounds, with the settler's state
+/// The global model after the stored rounds, with the engine's state
 /// rebuilt from them.
 fn restore(
     store: &Store,
-    settler: &mut Settler,
+    plan: &Plan,
+    state: &mut RoundState<Address>,
     init_seed: u64,
 ) -> Result<Model, CoordinatorError> {
     let initial = match store.initial_model()? {
         Some(hash) => load_model(store, &hash, None)?,
         None => {
-            let model = settler.initial_model(init_seed)?;
-            store.put_model(&model.content_hash_hex(), &model.to_safetensors()?)?;
-            store.set_initial_model(&model.content_hash_hex())?;
+            let architecture = plan.architecture();
+            let model = Model::new(
+                architecture.layout(),
+                architecture.init_parameters(init_seed),
+            )?;
+            store.put_model(&model.content_hash(), &model.to_safetensors()?)?;
+            store.set_initial_model(&model.content_hash())?;
             model
         }
     };
     let mut global = initial;
-    for round in store.settled_rounds()? {
-        let next = load_model(store, &round.model_hash, Some(&global))?;
+    for stored in store.settled_rounds()? {
+        let next = load_model(store, &stored.settled.model_hash, Some(&global))?;
         let aggregate = next
             .params()
             .iter()
             .zip(global.params())
             .map(|(n, g)| n - g)
             .collect();
-        settler.replay(&round, aggregate)?;
+        state
+            .replay(plan, &stored.settled, aggregate)
+            .map_err(|e| CoordinatorError::Internal(format!("stored {e}")))?;
         global = next;
     }
     Ok(global)
 }
 
-fn load_model(store: &Store, hash: &str, like: Option<&Model>) -> Result<Model, CoordinatorError> {
-    let bytes = store.model(hash)?.ok_or_else(|| {
-        CoordinatorError::Internal(format!("model {hash} missing from the store"))
-    })?;
+fn load_model(
+    store: &Store,
+    hash: &[u8; 32],
+    like: Option<&Model>,
+) -> Result<Model, CoordinatorError> {
+    let hex = hex::encode(hash);
+    let bytes = store
+        .model(hash)?
+        .ok_or_else(|| CoordinatorError::Internal(format!("model {hex} missing from the store")))?;
     let model = Model::from_safetensors(&bytes, like.map(Model::layout))?;
-    if model.content_hash_hex() != hash {
+    if &model.content_hash() != hash {
         return Err(CoordinatorError::Internal(format!(
-            "stored model {hash} hashes differently"
+            "stored model {hex} hashes differently"
         )));
     }
     Ok(model)

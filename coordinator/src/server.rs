@@ -19,14 +19,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
-use fedstake_client::net::framed::{FrameReader, FrameWriter, NetError, close};
+use fedstake_ledger::chain::Chain;
+use fedstake_ledger::{Ledger, LedgerError};
 use fedstake_protocol::join::JoinChallenge;
 use fedstake_protocol::wire::{
     Admission, ClientMessage, JOIN_FRAME_LIMIT, MODEL_HASH_BYTES, ServerMessage, decode_client,
     encode,
 };
-use fedstake_rewards::chain::Chain;
-use fedstake_rewards::ledger::{Ledger, LedgerError};
+use fedstake_quic::{FrameReader, FrameWriter, NetError, close};
 use rand::RngCore;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};

@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 
 use std::sync::{Mutex, MutexGuard};
 
+use alloy::primitives::Address;
+use fedstake_rewards::PayoutTree;
+use fedstake_round::{SettledRound, SignedSubmission};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -65,67 +68,118 @@ pub enum StoreError {
     },
 }
 
-/// One member's slashing observation of a settled round, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredObservation {
-    /// The client (`0x…`).
-    pub address: String,
-    /// What the round showed about it.
-    pub observation: fedstake_rewards::RoundObservation,
-}
-
-/// One group's result of a settled round (secagg), as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredGroup {
-    /// The survivors whose inputs are in the group's sum (`0x…`).
-    pub members: Vec<String>,
-    /// The group's quality.
-    pub quality: f64,
-    /// Whether the group was flagged.
-    pub flagged: bool,
-}
-
-/// A settled round.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SettledRound {
-    /// Round.
-    pub round: u64,
-    /// The attempt that completed.
-    pub attempt: u32,
-    /// Content hash of the new model (hex).
-    pub model_hash: String,
-    /// Validation accuracy of the new model.
-    pub accuracy: f64,
-    /// Validation loss of the new model.
-    pub loss: f64,
-    /// Contributions counted / in the round.
-    pub accepted: usize,
-    /// Inputs of the aggregator (clients or groups) rejected.
-    pub rejected: usize,
-    /// Payouts of this round, `(0x…, base units as decimal)`.
-    pub payouts: Vec<(String, String)>,
-    /// The sum of `payouts`.
-    pub total: String,
-    /// Slashing observations of the participants.
-    pub observations: Vec<StoredObservation>,
-    /// Group results (secagg only).
-    pub groups: Vec<StoredGroup>,
-    /// Slashes decided this round, `(0x…, base units as decimal)`.
-    pub slashes: Vec<(String, String)>,
-    /// The cumulative payout tree after this round (OpenZeppelin
-    /// `standard-v1` JSON), what claimers need.
-    pub payout_tree: String,
-}
-
-/// A submission signature kept as evidence.
+/// A settled round as the coordinator keeps it: the engine's record and
+/// the cumulative payout tree after it (what claimers need).
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredSubmission {
-    /// Attempt.
+pub struct StoredRound {
+    /// What the round paid, showed and slashed.
+    pub settled: SettledRound<Address>,
+    /// The cumulative payout tree after the round.
+    pub payout_tree: PayoutTree,
+}
+
+/// The JSON form of a [`StoredRound`] in the `rounds` table.
+#[derive(Serialize, Deserialize)]
+struct RoundRecord {
+    settled: SettledRound<Address>,
+    /// OpenZeppelin `standard-v1` JSON.
+    payout_tree: String,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// It settled its round.
+    Completed,
+    /// It gave nothing usable, for this reason; the round ran again.
+    Abandoned(String),
+}
+
+impl AttemptOutcome {
+    const COMPLETED: &str = "completed";
+    const ABANDONED: &str = "abandoned: ";
+
+    fn to_sql(&self) -> String {
+        match self {
+            AttemptOutcome::Completed => Self::COMPLETED.into(),
+            AttemptOutcome::Abandoned(reason) => format!("{}{reason}", Self::ABANDONED),
+        }
+    }
+
+    fn from_sql(text: &str) -> Option<Self> {
+        if text == Self::COMPLETED {
+            return Some(AttemptOutcome::Completed);
+        }
+        text.strip_prefix(Self::ABANDONED)
+            .map(|reason| AttemptOutcome::Abandoned(reason.into()))
+    }
+}
+
+/// One recorded attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// The round.
+    pub round: u64,
+    /// The attempt.
     pub attempt: u32,
-    /// Keccak-256 of what the client submitted.
-    pub update_hash: [u8; 32],
-    /// The client's EIP-712 signature.
-    pub signature: Vec<u8>,
+    /// How it ended; `None` while running, or when the coordinator died
+    /// during it.
+    pub outcome: Option<AttemptOutcome>,
+}
+
+/// A transaction the coordinator sends for a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainTx {
+    /// `postRound`.
+    Post,
+    /// `slash` of this client.
+    Slash(Address),
+}
+
+impl ChainTx {
+    fn to_sql(self) -> String {
+        match self {
+            ChainTx::Post => "post".into(),
+            ChainTx::Slash(address) => format!("slash:{address}"),
+        }
+    }
+}
+
+/// Where a chain transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainTxState {
+    /// About to be sent: on restart, ask the contract whether it landed.
+    Intent,
+    /// Landed (or found on chain).
+    Done,
+    /// Not sent, for want of evidence.
+    Skipped,
+    /// The contract refused it.
+    Refused,
+}
+
+impl ChainTxState {
+    /// Its name, as stored and shown (`intent`, `done`, `skipped`,
+    /// `refused`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ChainTxState::Intent => "intent",
+            ChainTxState::Done => "done",
+            ChainTxState::Skipped => "skipped",
+            ChainTxState::Refused => "refused",
+        }
+    }
+
+    fn from_sql(text: &str) -> Option<Self> {
+        [
+            ChainTxState::Intent,
+            ChainTxState::Done,
+            ChainTxState::Skipped,
+            ChainTxState::Refused,
+        ]
+        .into_iter()
+        .find(|state| state.name() == text)
+    }
 }
 
 /// The coordinator's database.
@@ -257,37 +311,46 @@ impl Store {
     }
 
     /// Saves a model's safetensors bytes under its content hash.
-    pub fn put_model(&self, hash: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    pub fn put_model(&self, hash: &[u8; 32], bytes: &[u8]) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "INSERT OR IGNORE INTO models (hash, bytes) VALUES (?1, ?2)",
-                params![hash, bytes],
+                params![hex::encode(hash), bytes],
             )
             .map_err(|e| self.wrap(e))?;
         Ok(())
     }
 
     /// A model's safetensors bytes.
-    pub fn model(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn model(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
         self.conn()
-            .query_row("SELECT bytes FROM models WHERE hash = ?1", [hash], |row| {
-                row.get(0)
-            })
+            .query_row(
+                "SELECT bytes FROM models WHERE hash = ?1",
+                [hex::encode(hash)],
+                |row| row.get(0),
+            )
             .optional()
             .map_err(|e| self.wrap(e))
     }
 
     /// The initial model's hash, recorded once.
-    pub fn initial_model(&self) -> Result<Option<String>, StoreError> {
-        self.meta("initial_model")
+    pub fn initial_model(&self) -> Result<Option<[u8; 32]>, StoreError> {
+        self.meta("initial_model")?
+            .map(|text| {
+                hex::decode(&text)
+                    .ok()
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                    .ok_or_else(|| self.corrupt("meta", format!("initial model hash {text:?}")))
+            })
+            .transpose()
     }
 
     /// Records the initial model's hash.
-    pub fn set_initial_model(&self, hash: &str) -> Result<(), StoreError> {
+    pub fn set_initial_model(&self, hash: &[u8; 32]) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('initial_model', ?1)",
-                [hash],
+                [hex::encode(hash)],
             )
             .map_err(|e| self.wrap(e))?;
         Ok(())
@@ -307,7 +370,7 @@ impl Store {
     pub fn begin_attempt(
         &self,
         round: u64,
-        cohort: &[String],
+        cohort: &[Address],
         now: u64,
     ) -> Result<u32, StoreError> {
         let attempt: u32 = self
@@ -321,43 +384,76 @@ impl Store {
         self.conn()
             .execute(
                 "INSERT INTO attempts (round, attempt, started_at, cohort) VALUES (?1, ?2, ?3, ?4)",
-                params![round as i64, attempt, now as i64, cohort.join(",")],
+                params![
+                    round as i64,
+                    attempt,
+                    now as i64,
+                    cohort
+                        .iter()
+                        .map(Address::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ],
             )
             .map_err(|e| self.wrap(e))?;
         Ok(attempt)
     }
 
-    /// Records how an attempt ended (`completed`, or why it failed).
-    pub fn end_attempt(&self, round: u64, attempt: u32, outcome: &str) -> Result<(), StoreError> {
+    /// Records how an attempt ended.
+    pub fn end_attempt(
+        &self,
+        round: u64,
+        attempt: u32,
+        outcome: &AttemptOutcome,
+    ) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "UPDATE attempts SET outcome = ?3 WHERE round = ?1 AND attempt = ?2",
-                params![round as i64, attempt, outcome],
+                params![round as i64, attempt, outcome.to_sql()],
             )
             .map_err(|e| self.wrap(e))?;
         Ok(())
     }
 
-    /// Every attempt as `(round, attempt, outcome)`, in order.
-    pub fn attempts(&self) -> Result<Vec<(u64, u32, Option<String>)>, StoreError> {
+    /// Every attempt, in order.
+    pub fn attempts(&self) -> Result<Vec<AttemptRecord>, StoreError> {
         let connection = self.conn();
         let mut statement = connection
             .prepare("SELECT round, attempt, outcome FROM attempts ORDER BY round, attempt")
             .map_err(|e| self.wrap(e))?;
         let rows = statement
             .query_map([], |row| {
-                Ok((row.get::<_, i64>(0)? as u64, row.get(1)?, row.get(2)?))
+                Ok((
+                    row.get::<_, i64>(0)? as u64,
+                    row.get::<_, u32>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                ))
             })
             .map_err(|e| self.wrap(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.wrap(e))
+        let mut attempts = Vec::new();
+        for row in rows {
+            let (round, attempt, outcome) = row.map_err(|e| self.wrap(e))?;
+            let outcome = outcome
+                .map(|text| {
+                    AttemptOutcome::from_sql(&text)
+                        .ok_or_else(|| self.corrupt("attempt", format!("outcome {text:?}")))
+                })
+                .transpose()?;
+            attempts.push(AttemptRecord {
+                round,
+                attempt,
+                outcome,
+            });
+        }
+        Ok(attempts)
     }
 
     /// Keeps a client's signed submission.
     pub fn put_submission(
         &self,
         round: u64,
-        address: &str,
-        submission: &StoredSubmission,
+        address: Address,
+        submission: &SignedSubmission,
     ) -> Result<(), StoreError> {
         self.conn()
             .execute(
@@ -366,7 +462,7 @@ impl Store {
                 params![
                     round as i64,
                     submission.attempt,
-                    address,
+                    address.to_string(),
                     submission.update_hash.as_slice(),
                     submission.signature
                 ],
@@ -380,25 +476,24 @@ impl Store {
         &self,
         round: u64,
         attempt: u32,
-        address: &str,
-    ) -> Result<Option<StoredSubmission>, StoreError> {
+        address: Address,
+    ) -> Result<Option<SignedSubmission>, StoreError> {
         let row: Option<(Vec<u8>, Vec<u8>)> = self
             .conn()
             .query_row(
                 "SELECT update_hash, signature FROM submissions
                  WHERE round = ?1 AND attempt = ?2 AND address = ?3",
-                params![round as i64, attempt, address],
+                params![round as i64, attempt, address.to_string()],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()
             .map_err(|e| self.wrap(e))?;
         row.map(|(hash, signature)| {
-            let update_hash = hash
-                .try_into()
+            let update_hash = <[u8; 32]>::try_from(hash)
                 .map_err(|_| self.corrupt("submission", "update hash is not 32 bytes"))?;
-            Ok(StoredSubmission {
+            Ok(SignedSubmission {
                 attempt,
-                update_hash,
+                update_hash: update_hash.into(),
                 signature,
             })
         })
@@ -406,8 +501,13 @@ impl Store {
     }
 
     /// Records a settled round and its new model in one transaction.
-    pub fn settle_round(&mut self, settled: &SettledRound, model: &[u8]) -> Result<(), StoreError> {
-        let record = serde_json::to_string(settled).map_err(|e| self.corrupt("round", e))?;
+    pub fn settle_round(&mut self, stored: &StoredRound, model: &[u8]) -> Result<(), StoreError> {
+        let settled = &stored.settled;
+        let record = serde_json::to_string(&RoundRecord {
+            settled: settled.clone(),
+            payout_tree: stored.payout_tree.to_json(),
+        })
+        .map_err(|e| self.corrupt("round", e))?;
         let mut connection = self.conn();
         let transaction = connection.transaction().map_err(|e| StoreError::Sqlite {
             path: self.path.clone(),
@@ -420,7 +520,7 @@ impl Store {
         transaction
             .execute(
                 "INSERT OR IGNORE INTO models (hash, bytes) VALUES (?1, ?2)",
-                params![settled.model_hash, model],
+                params![hex::encode(settled.model_hash), model],
             )
             .map_err(wrap)?;
         transaction
@@ -431,15 +531,19 @@ impl Store {
             .map_err(wrap)?;
         transaction
             .execute(
-                "UPDATE attempts SET outcome = 'completed' WHERE round = ?1 AND attempt = ?2",
-                params![settled.round as i64, settled.attempt],
+                "UPDATE attempts SET outcome = ?3 WHERE round = ?1 AND attempt = ?2",
+                params![
+                    settled.round as i64,
+                    settled.attempt,
+                    AttemptOutcome::Completed.to_sql()
+                ],
             )
             .map_err(wrap)?;
         transaction.commit().map_err(wrap)
     }
 
     /// Every settled round, in order.
-    pub fn settled_rounds(&self) -> Result<Vec<SettledRound>, StoreError> {
+    pub fn settled_rounds(&self) -> Result<Vec<StoredRound>, StoreError> {
         let connection = self.conn();
         let mut statement = connection
             .prepare("SELECT record FROM rounds ORDER BY round")
@@ -450,37 +554,54 @@ impl Store {
         let mut rounds = Vec::new();
         for row in rows {
             let text = row.map_err(|e| self.wrap(e))?;
-            rounds.push(serde_json::from_str(&text).map_err(|e| self.corrupt("round", e))?);
+            let record: RoundRecord =
+                serde_json::from_str(&text).map_err(|e| self.corrupt("round", e))?;
+            let payout_tree = PayoutTree::from_json(&record.payout_tree, "stored round")
+                .map_err(|e| self.corrupt("round", e))?;
+            rounds.push(StoredRound {
+                settled: record.settled,
+                payout_tree,
+            });
         }
         Ok(rounds)
     }
 
-    /// The state of a chain transaction of `round` (`kind`: `post`,
-    /// `slash:0x…`).
-    pub fn chain_tx(&self, round: u64, kind: &str) -> Result<Option<(String, String)>, StoreError> {
-        self.conn()
+    /// Where chain transaction `tx` of `round` stands, with its detail.
+    pub fn chain_tx(
+        &self,
+        round: u64,
+        tx: ChainTx,
+    ) -> Result<Option<(ChainTxState, String)>, StoreError> {
+        let row: Option<(String, String)> = self
+            .conn()
             .query_row(
                 "SELECT state, detail FROM chain_txs WHERE round = ?1 AND kind = ?2",
-                params![round as i64, kind],
+                params![round as i64, tx.to_sql()],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()
-            .map_err(|e| self.wrap(e))
+            .map_err(|e| self.wrap(e))?;
+        row.map(|(state, detail)| {
+            let state = ChainTxState::from_sql(&state)
+                .ok_or_else(|| self.corrupt("chain transaction", format!("state {state:?}")))?;
+            Ok((state, detail))
+        })
+        .transpose()
     }
 
-    /// Records the state of a chain transaction (`intent` before sending,
-    /// `done` with the transaction hash after).
+    /// Records where chain transaction `tx` of `round` stands (an intent
+    /// before sending, done with the transaction hash after).
     pub fn set_chain_tx(
         &self,
         round: u64,
-        kind: &str,
-        state: &str,
+        tx: ChainTx,
+        state: ChainTxState,
         detail: &str,
     ) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "INSERT OR REPLACE INTO chain_txs (round, kind, state, detail) VALUES (?1, ?2, ?3, ?4)",
-                params![round as i64, kind, state, detail],
+                params![round as i64, tx.to_sql(), state.name(), detail],
             )
             .map_err(|e| self.wrap(e))?;
         Ok(())
@@ -490,22 +611,29 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fedstake_rewards::CumulativePayouts;
 
-    fn settled(round: u64) -> SettledRound {
-        SettledRound {
-            round,
-            attempt: 1,
-            model_hash: format!("{round:064x}"),
-            accuracy: 0.5,
-            loss: 1.0,
-            accepted: 2,
-            rejected: 0,
-            payouts: vec![("0x01".into(), "5".into())],
-            total: "5".into(),
-            observations: Vec::new(),
-            groups: Vec::new(),
-            slashes: Vec::new(),
-            payout_tree: "{}".into(),
+    fn stored(round: u64) -> StoredRound {
+        let payee = Address::repeat_byte(1);
+        let mut payouts = CumulativePayouts::new();
+        payouts.credit_round([(payee, 5)]).unwrap();
+        StoredRound {
+            settled: SettledRound {
+                round,
+                attempt: 1,
+                model_hash: [round as u8; 32],
+                accuracy: 0.5,
+                loss: 1.0,
+                accepted: 2,
+                rejected: 0,
+                aggregator_inputs: 2,
+                payouts: vec![(payee, 5)],
+                dust: 0,
+                observations: Vec::new(),
+                groups: Vec::new(),
+                slashes: Vec::new(),
+            },
+            payout_tree: PayoutTree::from_payouts(&payouts).unwrap(),
         }
     }
 
@@ -514,21 +642,63 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.sqlite");
         let mut store = Store::open(&path, "1", "aa").unwrap();
-        assert_eq!(store.begin_attempt(1, &["0xa".into()], 0).unwrap(), 0);
-        assert_eq!(store.begin_attempt(1, &["0xa".into()], 0).unwrap(), 1);
-        store.settle_round(&settled(1), b"model").unwrap();
+        let cohort = [Address::repeat_byte(0xa)];
+        assert_eq!(store.begin_attempt(1, &cohort, 0).unwrap(), 0);
+        store
+            .end_attempt(
+                1,
+                0,
+                &AttemptOutcome::Abandoned("no group completed".into()),
+            )
+            .unwrap();
+        assert_eq!(store.begin_attempt(1, &cohort, 0).unwrap(), 1);
+        store.settle_round(&stored(1), b"model").unwrap();
         // A round settles once.
-        assert!(store.settle_round(&settled(1), b"model").is_err());
+        assert!(store.settle_round(&stored(1), b"model").is_err());
         drop(store);
         let store = Store::open(&path, "1", "aa").unwrap();
         assert_eq!(store.begin_attempt(1, &[], 0).unwrap(), 2);
-        assert_eq!(store.settled_rounds().unwrap(), vec![settled(1)]);
+        assert_eq!(store.settled_rounds().unwrap(), vec![stored(1)]);
         assert_eq!(
-            store.model(&settled(1).model_hash).unwrap().unwrap(),
+            store.model(&stored(1).settled.model_hash).unwrap().unwrap(),
             b"model"
         );
-        let attempts = store.attempts().unwrap();
-        assert_eq!(attempts[1], (1, 1, Some("completed".into())));
+        let outcomes: Vec<Option<AttemptOutcome>> = store
+            .attempts()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.outcome)
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                Some(AttemptOutcome::Abandoned("no group completed".into())),
+                Some(AttemptOutcome::Completed),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn chain_transaction_states_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.sqlite"), "1", "aa").unwrap();
+        let slash = ChainTx::Slash(Address::repeat_byte(7));
+        assert_eq!(store.chain_tx(3, slash).unwrap(), None);
+        store
+            .set_chain_tx(3, slash, ChainTxState::Refused, "NoEvidence")
+            .unwrap();
+        store
+            .set_chain_tx(3, ChainTx::Post, ChainTxState::Intent, "")
+            .unwrap();
+        assert_eq!(
+            store.chain_tx(3, slash).unwrap(),
+            Some((ChainTxState::Refused, "NoEvidence".into()))
+        );
+        assert_eq!(
+            store.chain_tx(3, ChainTx::Post).unwrap(),
+            Some((ChainTxState::Intent, String::new()))
+        );
     }
 
     #[test]

@@ -12,29 +12,32 @@ use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use common::{Net, client_seed, secagg_spec, setup};
 use fedstake_aggregation::Model;
-use fedstake_client::net::framed::{FrameReader, FrameWriter, NetError, close};
-use fedstake_client::net::session::{
-    Behaviour, ClientRunError, CrashPoint, local_update, run_client,
-};
-use fedstake_client::net::{secagg_parameters, tls};
-use fedstake_client::trainer::{BackendOptions, build_trainer};
-use fedstake_coordinator::Store;
+use fedstake_client::{Behaviour, ClientRunError, CrashPoint, local_update, run_client};
+use fedstake_coordinator::{Store, StoredRound};
 use fedstake_protocol::join::JoinChallenge;
 use fedstake_protocol::wire::{
     ClientMessage, JOIN_FRAME_LIMIT, Role, ServerMessage, decode_server, encode, task_frame_limit,
 };
+use fedstake_quic::{FrameReader, FrameWriter, NetError, close};
+use fedstake_round::{Plan, SettledRound};
 use fedstake_secure_agg::client::ClientSession;
 use fedstake_secure_agg::grouping::RoundId;
 use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::session::{Phase, SessionConfig};
+use fedstake_training::trainer::{BackendOptions, build_trainer};
 use rand::{Rng, SeedableRng};
+
+/// The engine's records of the stored rounds.
+fn records(stored: Vec<StoredRound>) -> Vec<SettledRound<Address>> {
+    stored.into_iter().map(|s| s.settled).collect()
+}
 
 /// Every stored round's model, from the initial one: `models[r]` is the
 /// global model after round `r`.
-fn stored_models(store: &Store, rounds: &[fedstake_coordinator::SettledRound]) -> Vec<Model> {
+fn stored_models(store: &Store, rounds: &[SettledRound<Address>]) -> Vec<Model> {
     let initial = store.initial_model().unwrap().unwrap();
     std::iter::once(initial)
-        .chain(rounds.iter().map(|r| r.model_hash.clone()))
+        .chain(rounds.iter().map(|r| r.model_hash))
         .map(|hash| Model::from_safetensors(&store.model(&hash).unwrap().unwrap(), None).unwrap())
         .collect()
 }
@@ -71,7 +74,7 @@ async fn twenty_clients_lose_a_fifth_at_random_phases_and_every_sum_is_exactly_t
         let options = net.client(index, address, fingerprint, crashes.get(&index).copied());
         clients.push(tokio::spawn(run_client(options)));
     }
-    let settled = serving.await.unwrap().unwrap();
+    let settled = records(serving.await.unwrap().unwrap());
     // The crash points reached (a client left out of its crash round's
     // groups never gets there).
     let mut crashed = BTreeMap::new();
@@ -120,7 +123,7 @@ async fn twenty_clients_lose_a_fifth_at_random_phases_and_every_sum_is_exactly_t
         let mut contributions = Vec::new();
         for group in &round.groups {
             for member in &group.members {
-                let index = index_of[&member.parse::<Address>().unwrap()];
+                let index = index_of[member];
                 if let Some(point) = crashed.get(&index) {
                     // Only a client that crashed after sending its masked
                     // input can be a survivor of its crash round.
@@ -192,10 +195,7 @@ async fn twenty_clients_lose_a_fifth_at_random_phases_and_every_sum_is_exactly_t
     }
     // Every round was posted once, and the chain reserved exactly the sum.
     let task = net.ledger.task(net.task_id).await.unwrap();
-    let total: u128 = settled
-        .iter()
-        .map(|r| r.total.parse::<u128>().unwrap())
-        .sum();
+    let total: u128 = settled.iter().map(SettledRound::total).sum();
     assert_eq!(task.postedTotal, alloy::primitives::U256::from(total));
     assert_eq!(task.lastPostedRound, u64::from(rounds));
 }
@@ -211,7 +211,7 @@ async fn join_raw(
     signer: &PrivateKeySigner,
 ) -> (quinn::Connection, FrameReader, FrameWriter, ServerMessage) {
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(tls::client_config(fingerprint).unwrap());
+    endpoint.set_default_client_config(fedstake_quic::client_config(fingerprint).unwrap());
     let connection = endpoint
         .connect(coordinator, "localhost")
         .unwrap()
@@ -401,7 +401,7 @@ async fn bad_joins_an_oversized_frame_and_a_replay_are_refused_while_the_task_go
     for client in honest {
         client.await.unwrap().unwrap();
     }
-    let settled = serving.await.unwrap().unwrap();
+    let settled = records(serving.await.unwrap().unwrap());
     assert_eq!(settled.len(), 2);
     assert!(
         replayer.await.unwrap(),
@@ -437,7 +437,12 @@ fn replay_message(
     coordinator: [u8; 20],
     (round, group, index, members): (u64, u32, u32, Vec<[u8; 20]>),
 ) -> Vec<u8> {
-    let (_, topology) = secagg_parameters(spec).unwrap().unwrap();
+    let topology = Plan::from_spec(spec)
+        .unwrap()
+        .secagg()
+        .unwrap()
+        .topology
+        .clone();
     let config = SessionConfig {
         context: RoundId {
             task_id: task_id.to_be_bytes(),
@@ -476,10 +481,11 @@ async fn plain_rounds_slash_sign_flippers_on_chain_with_their_own_signatures() {
     for client in clients {
         client.await.unwrap().unwrap();
     }
-    let settled = serving.await.unwrap().unwrap();
+    let stored = serving.await.unwrap().unwrap();
+    let settled = records(stored.clone());
     let slashed: Vec<Address> = settled
         .iter()
-        .flat_map(|r| r.slashes.iter().map(|(a, _)| a.parse().unwrap()))
+        .flat_map(|r| r.slashes.iter().map(|(a, _)| *a))
         .collect();
     let poisoners = [net.clients[0].address(), net.clients[1].address()];
     assert_eq!(slashed.len(), 2, "{settled:?}");
@@ -501,8 +507,7 @@ async fn plain_rounds_slash_sign_flippers_on_chain_with_their_own_signatures() {
         assert_eq!(stake.active, expected, "client {index}");
     }
     // The poisoners earned less than any honest client.
-    let last = settled.last().unwrap();
-    let tree = fedstake_rewards::PayoutTree::from_json(&last.payout_tree, "last").unwrap();
+    let tree = &stored.last().unwrap().payout_tree;
     let paid = |a: Address| tree.amount(a).unwrap_or_default();
     let least_honest = net.clients[2..]
         .iter()
@@ -532,13 +537,13 @@ async fn a_client_that_unstakes_after_joining_is_expelled_before_a_later_round()
     }
     let serving = tokio::spawn(coordinator.run());
     let leaver = &net.clients[5];
-    let took_part = |round: &fedstake_coordinator::SettledRound| {
+    let took_part = |round: &SettledRound<Address>| {
         round
             .observations
             .iter()
-            .any(|o| o.address.parse::<Address>().unwrap() == leaver.address())
+            .any(|(address, _)| *address == leaver.address())
     };
-    let first = reports.recv().await.unwrap().settled;
+    let first = reports.recv().await.unwrap().stored.settled;
     assert!(took_part(&first), "{first:?}");
     let all = common::stake_amount(&net.spec);
     net.ledger
@@ -546,7 +551,7 @@ async fn a_client_that_unstakes_after_joining_is_expelled_before_a_later_round()
         .await
         .unwrap();
 
-    let settled = serving.await.unwrap().unwrap();
+    let settled = records(serving.await.unwrap().unwrap());
     assert_eq!(settled.len(), 4);
     // Round 2 may have been drawn before the request landed; no later one.
     for round in &settled[2..] {
@@ -639,13 +644,9 @@ async fn a_silent_member_is_dropped_when_the_phase_deadline_passes() {
     for client in honest {
         client.await.unwrap().unwrap();
     }
-    let settled = serving.await.unwrap().unwrap();
+    let settled = records(serving.await.unwrap().unwrap());
     listening.abort();
-    let survivors: Vec<Address> = settled[0].groups[0]
-        .members
-        .iter()
-        .map(|a| a.parse().unwrap())
-        .collect();
+    let survivors: Vec<Address> = settled[0].groups[0].members.clone();
     let mut expected: Vec<Address> = net.clients[..4].iter().map(|s| s.address()).collect();
     expected.sort();
     assert_eq!(survivors, expected);

@@ -14,13 +14,18 @@
 //!   the staked Ethereum key, bound to the coordinator's certificate and a fresh nonce.
 //!
 //! - the **wire messages** ([`wire`]): every message of a connection, from the join to the
-//!   round result, and the frame limits that bound them.
+//!   round result, and the frame limits that bound them;
+//! - the **submission** ([`Submission`]): the EIP-712 message a client signs over each update
+//!   it sends, which the coordinator checks and the reward contract accepts as slashing
+//!   evidence.
 //!
 //! The crate is sans-IO apart from [`TaskSpec::load`], a convenience that reads one file.
 
 pub mod framing;
 pub mod join;
 pub mod spec;
+mod submission;
 pub mod wire;
 
 pub use spec::{SpecError, TaskSpec};
+pub use submission::{Submission, SubmissionError, domain as submission_domain};

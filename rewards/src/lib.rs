@@ -17,15 +17,12 @@
 //!   the slashing observations, plain or from group attribution under secure
 //!   aggregation — shared by the coordinator and the simulation lab.
 
-pub mod chain;
 mod error;
 mod fixed;
-pub mod ledger;
 pub mod merkle;
 pub mod payout;
 pub mod settle;
 pub mod slashing;
-pub mod submission;
 
 pub use error::PolicyError;
 pub use merkle::{MerkleError, PayoutTree};
@@ -34,4 +31,3 @@ pub use slashing::{
     BasisPoints, FlagReason, FlaggedRound, RoundObservation, SlashDecision, SlashingPolicy,
     SlashingTracker,
 };
-pub use submission::{Submission, SubmissionError};

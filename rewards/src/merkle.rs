@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use alloy::primitives::{Address, B256, U256, keccak256};
-use alloy::sol_types::SolValue;
+use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_sol_types::SolValue;
 use serde::{Deserialize, Serialize};
 
 use crate::CumulativePayouts;

@@ -103,6 +103,12 @@ pub struct RoundInputs<'a> {
     pub aggregator: &'a Aggregator,
     /// The round's context it ran with.
     pub context: &'a RoundContext<'a>,
+    /// The direction contributions are scored against; `None` scores
+    /// against the aggregate.
+    pub reference: Option<ArrayView1<'a, f32>>,
+    /// The validation-loss improvement of each admitted update, when the
+    /// task multiplies scores by it.
+    pub loss_improvements: Option<&'a [f64]>,
     /// The sponsor's validation loss of the global model moved by a delta
     /// (for the validation-harm evidence); `None` measures no harm.
     pub validation_loss: Option<&'a ValidationLoss<'a>>,
@@ -176,10 +182,10 @@ pub fn score_round(
     let qualities = match inputs.aggregate {
         Some(aggregate) => RoundContributions {
             updates: inputs.admitted_updates,
-            reference: aggregate.update.view(),
+            reference: inputs.reference.unwrap_or(aggregate.update.view()),
             weights: inputs.admitted_weights,
             verdicts: &aggregate.verdicts,
-            loss_improvements: None,
+            loss_improvements: inputs.loss_improvements,
         }
         .score(&detector)?,
         None => Vec::new(),
@@ -299,6 +305,12 @@ pub struct GroupRoundInputs<'a, C> {
     pub aggregator: &'a Aggregator,
     /// The round's context.
     pub context: &'a RoundContext<'a>,
+    /// The direction group means are scored against; `None` scores against
+    /// the aggregate.
+    pub reference: Option<ArrayView1<'a, f32>>,
+    /// The validation-loss improvement of each group mean, when the task
+    /// multiplies scores by it.
+    pub loss_improvements: Option<&'a [f64]>,
 }
 
 /// Scores the survivors of the aggregated groups from group attribution (see
@@ -345,10 +357,10 @@ pub fn score_groups<C: Ord + Clone + Debug>(
     let detector = DuplicateDetector::new(params.duplicate_threshold)?;
     let qualities = RoundContributions {
         updates: inputs.means,
-        reference: aggregate.update.view(),
+        reference: inputs.reference.unwrap_or(aggregate.update.view()),
         weights: inputs.weights,
         verdicts: &aggregate.verdicts,
-        loss_improvements: None,
+        loss_improvements: inputs.loss_improvements,
     }
     .score(&detector)?;
     let individual = inputs.aggregator.bucket_size().is_none_or(|size| size <= 1);

@@ -47,6 +47,8 @@ fn groups_keyed_by_name_are_paid_the_whole_budget_in_group_order() {
         aggregate: Some(&aggregate),
         aggregator: &aggregator,
         context: &context,
+        reference: None,
+        loss_improvements: None,
     };
     let mut attribution = GroupAttribution::new();
     let (clients, scores, verdicts) = score_groups(&PARAMS, &inputs, &mut attribution).unwrap();

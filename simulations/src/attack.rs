@@ -27,8 +27,8 @@ use std::fmt::Display;
 
 use fedstake_aggregation::AggregationError;
 use fedstake_aggregation::norm::{clip_l2, l2_norm};
-use fedstake_client::data::Dataset;
-use fedstake_client::trainer::Architecture;
+use fedstake_training::data::Dataset;
+use fedstake_training::trainer::Architecture;
 use ndarray::{ArrayView2, ArrayViewMut2, s};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;

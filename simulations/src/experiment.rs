@@ -3,25 +3,37 @@
 //! An experiment fixes the data, the model, local training and the reward
 //! policy, and lists the values to sweep: aggregators (in the task spec's
 //! `[aggregation]` form), attacks, attacker fractions, data partitions,
-//! privacy modes (plain or grouped secure aggregation with a group size),
-//! per-phase dropout rates and seeds. Every combination is one grid point,
-//! simulated for `rounds` rounds.
+//! privacy modes (the task spec's `[privacy]` form), per-phase dropout
+//! rates and seeds. Every combination is one grid point, simulated for
+//! `rounds` rounds.
+//!
+//! Each grid point is a task spec ([`Experiment::task_spec`]): the model,
+//! training, scoring and slashing sections are the spec's own, and the
+//! point's aggregator and privacy mode fill its `[aggregation]` and
+//! `[privacy]`. The lab runs it through the round engine's `Plan`, so a
+//! grid uses exactly the topology, threshold, fixed-point bits, cohort
+//! draw, scoring and slashing a coordinator serving that spec would.
 
 use std::path::Path;
 
 use fedstake_protocol::spec::{
-    AggregationSpec, DataSpec, MAX_FRACTIONAL_BITS as SPEC_MAX_FRACTIONAL_BITS, ModelSpec,
-    SlashingSpec, TrainingSpec, parse_token_amount,
+    AggregationSpec, ChainSpec, CohortSpec, DataSpec, DeadlinesSpec,
+    MAX_FRACTIONAL_BITS as SPEC_MAX_FRACTIONAL_BITS, ModelSpec, PrivacySpec, RewardsSpec,
+    ScoringSpec, Selection, SlashingSpec, TaskSpec, TrainingSpec, UpdateSpec, parse_token_amount,
 };
+use fedstake_round::Plan;
 use serde::{Deserialize, Deserializer};
 
-use fedstake_secure_agg::grouping::MIN_GROUP_SIZE;
 use fedstake_secure_agg::quantize::{MAX_FRACTIONAL_BITS, QuantizationParams};
 use fedstake_secure_agg::session::Phase;
 
 use crate::SimError;
 use crate::attack::Attack;
 use crate::partition::Partition;
+
+/// The chain durations of a lab task's spec: the lab has no chain, and any
+/// value the spec accepts will do.
+const LAB_SECONDS: u64 = 86_400;
 
 /// Largest accepted experiment file, in bytes.
 const MAX_EXPERIMENT_BYTES: u64 = 1 << 20;
@@ -38,8 +50,11 @@ pub struct Experiment {
     pub rounds: u32,
     /// Clients in the population.
     pub clients: u32,
-    /// Clients drawn (uniformly) for each round's cohort.
+    /// Clients drawn for each round's cohort (the spec's `cohort.size`).
     pub clients_per_round: u32,
+    /// How the cohort is drawn, as a task spec's `cohort.selection`.
+    #[serde(default)]
+    pub selection: Selection,
     /// Fractions of the population that attack (rounded to whole clients).
     pub attacker_fractions: Vec<f64>,
     /// Where the data comes from.
@@ -63,9 +78,9 @@ pub struct Experiment {
     /// Per-phase dropout rates; no dropouts when absent.
     #[serde(default = "default_dropouts")]
     pub dropouts: Vec<DropoutRates>,
-    /// Scoring of contributions.
+    /// Scoring of contributions, as in a task spec's `[scoring]`.
     #[serde(default)]
-    pub scoring: ScoringConfig,
+    pub scoring: ScoringSpec,
     /// Reward budget and stakes.
     pub rewards: RewardsConfig,
     /// Slashing policy, as in a task spec's `[slashing]`.
@@ -131,7 +146,8 @@ fn default_dropouts() -> Vec<DropoutRates> {
     vec![DropoutRates::default()]
 }
 
-/// How updates reach the aggregator.
+/// How updates reach the aggregator: a task spec's `[privacy]`, with the
+/// fixed-point bits of its `[update]`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum PrivacyConfig {
@@ -143,6 +159,10 @@ pub enum PrivacyConfig {
     Secagg {
         /// Members per group (at least 3).
         group_size: u32,
+        /// Shamir threshold among a member's `k = group_size - 1`
+        /// neighbours; by default `k / 2 + 1`, the smallest the spec allows.
+        #[serde(default)]
+        threshold: Option<u32>,
         /// Fixed-point fractional bits of the quantization; by default the
         /// most (up to the task spec's limit of 24) that cannot overflow.
         #[serde(default)]
@@ -159,39 +179,49 @@ impl PrivacyConfig {
         }
     }
 
-    /// The quantization of a group under this mode (`None` in plain mode),
-    /// with the clip norm and largest weight of the experiment: the given or
-    /// the largest fractional bits whose group sum cannot overflow.
-    pub fn quantization(
-        &self,
-        clip_norm: f64,
-        max_weight: u32,
-    ) -> Result<Option<QuantizationParams>, SimError> {
-        let PrivacyConfig::Secagg {
-            group_size,
-            fractional_bits,
-        } = *self
-        else {
-            return Ok(None);
+    /// The task spec's `[privacy]` of this mode.
+    pub fn spec(&self) -> PrivacySpec {
+        match *self {
+            PrivacyConfig::Plain {} => PrivacySpec::Plain {},
+            PrivacyConfig::Secagg {
+                group_size,
+                threshold,
+                ..
+            } => PrivacySpec::Secagg {
+                group_size,
+                threshold: threshold.unwrap_or((group_size.saturating_sub(1)) / 2 + 1),
+            },
+        }
+    }
+
+    /// The fixed-point fractional bits of the spec's `[update]`: the given
+    /// bits, or the most (at least 1) whose sum of `group_size` (in plain
+    /// mode `cohort_size`) updates cannot overflow at `clip_norm` and
+    /// `max_weight`, as the spec's own check computes it.
+    pub fn fractional_bits(&self, clip_norm: f64, max_weight: u32, cohort_size: u32) -> u32 {
+        let (summands, given) = match *self {
+            PrivacyConfig::Plain {} => (cohort_size, None),
+            PrivacyConfig::Secagg {
+                group_size,
+                fractional_bits,
+                ..
+            } => (group_size, fractional_bits),
         };
-        let params = |bits| QuantizationParams {
-            clip_norm: clip_norm as f32,
-            fractional_bits: bits,
-            max_weight: max_weight.max(1),
-            summands: group_size,
-        };
-        let chosen = match fractional_bits {
-            Some(bits) => params(bits),
-            None => (0..=SPEC_MAX_FRACTIONAL_BITS.min(MAX_FRACTIONAL_BITS))
+        given.unwrap_or_else(|| {
+            (1..=SPEC_MAX_FRACTIONAL_BITS.min(MAX_FRACTIONAL_BITS))
                 .rev()
-                .map(params)
-                .find(|p| p.validate().is_ok())
-                .unwrap_or(params(0)),
-        };
-        chosen
-            .validate()
-            .map_err(|e| SimError::Config(format!("quantization: {e}")))?;
-        Ok(Some(chosen))
+                .find(|&bits| {
+                    QuantizationParams {
+                        clip_norm: clip_norm as f32,
+                        fractional_bits: bits,
+                        max_weight: max_weight.max(1),
+                        summands,
+                    }
+                    .validate()
+                    .is_ok()
+                })
+                .unwrap_or(1)
+        })
     }
 }
 
@@ -304,38 +334,6 @@ impl DataConfig {
     }
 }
 
-/// How contributions are scored.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScoringConfig {
-    /// Pairwise cosine above which two contributions count as near-duplicates
-    /// (Sybil evidence).
-    #[serde(default = "default_duplicate_threshold")]
-    pub duplicate_threshold: f64,
-    /// Secure aggregation: a client's flagged group counts against it only
-    /// while its groups were flagged more often than others' at this
-    /// significance (see `fedstake_secure_agg::attribution`).
-    #[serde(default = "default_attribution_significance")]
-    pub attribution_significance: f64,
-}
-
-fn default_duplicate_threshold() -> f64 {
-    0.99
-}
-
-fn default_attribution_significance() -> f64 {
-    1e-3
-}
-
-impl Default for ScoringConfig {
-    fn default() -> Self {
-        Self {
-            duplicate_threshold: default_duplicate_threshold(),
-            attribution_significance: default_attribution_significance(),
-        }
-    }
-}
-
 /// Reward budget and stakes, in token base units.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -433,12 +431,6 @@ impl Experiment {
                 return invalid(field, "list at least one value".into());
             }
         }
-        if !(self.clip_norm.is_finite() && self.clip_norm > 0.0) {
-            return invalid(
-                "clip_norm",
-                format!("must be finite and > 0, got {}", self.clip_norm),
-            );
-        }
         let fraction = self.data.validation_fraction();
         if !(fraction > 0.0 && fraction < 1.0) {
             return invalid(
@@ -446,36 +438,18 @@ impl Experiment {
                 format!("must be in (0, 1), got {fraction}"),
             );
         }
-        self.slashing.validate()?;
-        let threshold = self.scoring.duplicate_threshold;
-        if !(threshold > 0.0 && threshold <= 1.0) {
-            return invalid(
-                "scoring.duplicate_threshold",
-                format!("must be in (0, 1], got {threshold}"),
-            );
-        }
-        let significance = self.scoring.attribution_significance;
-        if !(significance > 0.0 && significance < 1.0) {
-            return invalid(
-                "scoring.attribution_significance",
-                format!("must be in (0, 1), got {significance}"),
-            );
-        }
-        for (i, privacy) in self.privacy.iter().enumerate() {
-            if let PrivacyConfig::Secagg { group_size, .. } = *privacy
-                && (group_size < MIN_GROUP_SIZE || group_size > self.clients_per_round)
-            {
-                return invalid(
-                    &format!("privacy[{i}].group_size"),
-                    format!(
-                        "must be in {MIN_GROUP_SIZE}..={} (clients_per_round), got {group_size}",
-                        self.clients_per_round
-                    ),
-                );
+        // Every aggregator and privacy mode must make a task a coordinator
+        // would serve: the round engine's plan checks it, as `task validate`
+        // does.
+        for aggregator in 0..self.aggregators.len() {
+            for privacy in 0..self.privacy.len() {
+                let spec = self.task_spec(aggregator, privacy);
+                Plan::from_spec(&spec).map_err(|e| {
+                    SimError::Config(format!(
+                        "aggregators[{aggregator}] with privacy[{privacy}]: {e}"
+                    ))
+                })?;
             }
-            privacy
-                .quantization(self.clip_norm, self.training.max_examples)
-                .map_err(|e| SimError::Config(format!("privacy[{i}]: {e}")))?;
         }
         for (i, rates) in self.dropouts.iter().enumerate() {
             if let Some(phase) = Phase::ALL
@@ -488,20 +462,61 @@ impl Experiment {
                 );
             }
         }
-        fedstake_client::trainer::architecture_for(&self.model, &self.data.schema())
-            .map_err(|e| SimError::Config(format!("model: {e}")))?;
-        fedstake_client::trainer::optimizer_for(&self.training)
-            .map_err(|e| SimError::Config(format!("training: {e}")))?;
-        for (i, spec) in self.aggregators.iter().enumerate() {
-            fedstake_aggregation::Aggregator::try_from(spec)
-                .map_err(|e| SimError::Config(format!("aggregators[{i}]: {e}")))?;
-        }
         for (i, attack) in self.attacks.iter().enumerate() {
             attack
                 .validate()
                 .map_err(|e| SimError::Config(format!("attacks[{i}]: {e}")))?;
         }
         Ok(())
+    }
+
+    /// The task spec of aggregator `aggregator` under privacy mode
+    /// `privacy`: what a coordinator would be given to run the same task.
+    /// Every client stakes `rewards.stake`, which is also the minimum, so a
+    /// slashed client is no longer eligible.
+    pub fn task_spec(&self, aggregator: usize, privacy: usize) -> TaskSpec {
+        let privacy = self.privacy[privacy];
+        TaskSpec {
+            name: self.name.clone(),
+            rounds: self.rounds,
+            model: self.model.clone(),
+            data: self.data.schema(),
+            cohort: CohortSpec {
+                size: self.clients_per_round,
+                min: self.clients_per_round,
+                selection: self.selection,
+            },
+            deadlines: DeadlinesSpec::default(),
+            training: self.training.clone(),
+            update: UpdateSpec {
+                clip_norm: self.clip_norm,
+                fractional_bits: privacy.fractional_bits(
+                    self.clip_norm,
+                    self.training.max_examples,
+                    self.clients_per_round,
+                ),
+            },
+            privacy: privacy.spec(),
+            aggregation: self.aggregators[aggregator].clone(),
+            scoring: self.scoring.clone(),
+            rewards: Some(RewardsSpec {
+                pool: self
+                    .rewards
+                    .round_budget
+                    .saturating_mul(u128::from(self.rounds)),
+                round_budget: self.rewards.round_budget,
+                min_stake: self.rewards.stake,
+                token: None,
+                arbiter: None,
+                challenge_window: LAB_SECONDS,
+                unbonding_period: LAB_SECONDS,
+                duration: LAB_SECONDS,
+                claim_period: LAB_SECONDS,
+            }),
+            slashing: Some(self.slashing.clone()),
+            chain: ChainSpec::default(),
+            coordinator: None,
+        }
     }
 
     /// Number of grid points (runs), counting seeds.

@@ -1,36 +1,33 @@
 //! Running an experiment grid: one simulated task per grid point, in
-//! parallel over points, every round through the production trainer,
-//! aggregators, quality scores, payout policy and slashing rule.
+//! parallel over points, each a second driver of the round engine
+//! (`fedstake_round`) in memory.
 //!
-//! A round: the cohort is drawn from the clients not yet slashed; honest
-//! clients train from the global model and clip their update to the bound;
-//! attackers craft theirs (omniscient attacks see the honest updates); each
-//! cohort member may drop, phase by phase, at the point's dropout rates. In
-//! plain mode the coordinator rejects any delivered update over the bound
-//! (that is slashing evidence: the update is signed), runs the aggregator on
-//! the rest and applies the aggregate; contributions are scored against the
-//! aggregate. In `secagg` mode the cohort is grouped, each group runs SecAgg+
-//! and the aggregator runs on the group means (see [`crate::secure`]); clients
-//! are scored from group attribution. Then the round budget is split by score
-//! (scoring and split are the coordinator's [`fedstake_rewards::settle`]) and
-//! the slashing rule looks at each client's evidence. A slashed client's
-//! stake falls below the task's minimum, so it is not admitted again.
+//! A grid point is a task spec ([`Experiment::task_spec`]) and so a
+//! [`Plan`]. A round: the engine draws the cohort from the clients whose
+//! stake still meets the minimum (and, under secure aggregation, its
+//! groups); honest clients train from the global model and clip their
+//! update to the bound; attackers craft theirs (omniscient attacks see the
+//! honest updates); each cohort member may drop, phase by phase, at the
+//! point's dropout rates. In plain mode the delivered updates, in `secagg`
+//! mode each group's SecAgg+ sum through memory (see [`crate::secure`]),
+//! go to the engine's [`settle`]: the coordinator's aggregation, scoring,
+//! payout split and slashing. An attempt that gives nothing usable is run
+//! again under the next attempt number, as the coordinator does. A slashed
+//! client's stake falls below the minimum, so it is not drawn again.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use fedstake_aggregation::Aggregate;
-use fedstake_aggregation::norm::l2_norm;
-use fedstake_aggregation::{AggregationError, Aggregator, RoundContext, Rule};
-use fedstake_client::data::{DataSource, Dataset, Schema, SyntheticSpec, synthetic};
-use fedstake_client::trainer::{architecture_for, optimizer_for, schedule_for};
-use fedstake_rewards::settle::{
-    GroupRoundInputs, RoundInputs, RoundScores, SettleError, SettleParams, score_groups,
-    score_round,
+use fedstake_aggregation::{Aggregator, Model};
+use fedstake_round::{
+    AttemptInputs, Contributions, MAX_ATTEMPTS, PlainContribution, Plan, RoundState, draw_cohort,
+    evaluate, group_cohort, root_update, settle,
 };
-use fedstake_rewards::{BasisPoints, SlashingPolicy, SlashingTracker};
-use fedstake_secure_agg::attribution::GroupAttribution;
+use fedstake_secure_agg::grouping::{GroupingError, RoundId};
 use fedstake_secure_agg::session::Phase;
-use ndarray::{Array2, ArrayView2};
+use fedstake_training::data::{DataSource, Dataset, Schema, SyntheticSpec, synthetic};
+use fedstake_training::trainer::schedule_for;
+use ndarray::Array2;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -41,12 +38,10 @@ use crate::attack::Attack;
 use crate::experiment::{DataConfig, DropoutRates, Experiment, GridPoint};
 use crate::federated::{LocalSettings, Population};
 use crate::partition::partition;
-use crate::secure::{Contributions, SecureSetup};
+use crate::secure::{Contributions as SecureContributions, SecureSetup};
 
 /// Salts that keep the random streams of one seed independent.
 const ATTACKER_SALT: u64 = 0xA77A_C4E5;
-const COHORT_SALT: u64 = 0xC0_4087;
-const ROOT_SALT: u64 = 0x400F;
 const DROPOUT_SALT: u64 = 0xD40_9047;
 
 /// Human-readable coordinates of a grid point.
@@ -237,21 +232,33 @@ pub fn labels(experiment: &Experiment, point: &GridPoint) -> Result<RunLabels, S
     })
 }
 
+/// Everything fixed over one run: the plan, the clients and who attacks.
+struct Run<'a> {
+    experiment: &'a Experiment,
+    point: GridPoint,
+    plan: Plan,
+    data: &'a SeedData,
+    population: Population,
+    is_attacker: Vec<bool>,
+    secure: Option<SecureSetup>,
+    /// The task id the run's cohorts and groups are drawn under.
+    task: [u8; 32],
+}
+
 fn run_point(
     experiment: &Experiment,
     point: GridPoint,
     data: &SeedData,
 ) -> Result<RunResult, SimError> {
     let seed = point.seed;
-    let schema = experiment.data.schema();
-    let architecture = architecture_for(&experiment.model, &schema)?;
-    let clip_norm = experiment.clip_norm as f32;
+    let plan = Plan::from_spec(&experiment.task_spec(point.aggregator, point.privacy))
+        .map_err(|e| SimError::Config(e.to_string()))?;
     let settings = LocalSettings {
-        architecture: architecture.clone(),
-        optimizer: optimizer_for(&experiment.training)?,
+        architecture: plan.architecture().clone(),
+        optimizer: plan.optimizer(),
         schedule: schedule_for(&experiment.training, seed),
-        clip_norm,
-        max_examples: experiment.training.max_examples as usize,
+        clip_norm: experiment.clip_norm as f32,
+        max_examples: experiment.training.max_examples,
     };
     let clients = experiment.clients as usize;
     let shards = partition(
@@ -290,266 +297,334 @@ fn run_point(
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
-
-    let aggregator = Aggregator::try_from(&experiment.aggregators[point.aggregator])
-        .map_err(|e| SimError::Config(format!("aggregators[{}]: {e}", point.aggregator)))?;
-    let needs_root = matches!(aggregator.rule(), Rule::FlTrust);
-    let policy = SlashingPolicy {
-        window: experiment.slashing.window as usize,
-        min_flags: experiment.slashing.min_flags as usize,
-        fraction: BasisPoints::new((experiment.slashing.fraction * 10_000.0).round() as u16)?,
+    let secure = plan.secagg().map(|_| SecureSetup::new(clients, seed));
+    let mut task = [0u8; 32];
+    task[24..].copy_from_slice(&seed.to_be_bytes());
+    let run = Run {
+        experiment,
+        point,
+        population: Population::new(settings, client_data)?,
+        plan,
+        data,
+        is_attacker,
+        secure,
+        task,
     };
-    let mut tracker = SlashingTracker::new(policy)?;
-    let settle = SettleParams {
-        clip_norm: experiment.clip_norm,
-        round_budget: experiment.rewards.round_budget,
-        duplicate_threshold: experiment.scoring.duplicate_threshold,
-        attribution_significance: experiment.scoring.attribution_significance,
-    };
-    let secure = experiment.privacy[point.privacy]
-        .quantization(experiment.clip_norm, experiment.training.max_examples)?
-        .map(|params| SecureSetup::new(clients, params, seed))
-        .transpose()?;
-    let rates = experiment.dropouts[point.dropouts];
-    let mut attribution = GroupAttribution::new();
-    let mut dropout_rng = ChaCha8Rng::seed_from_u64(seed ^ DROPOUT_SALT);
-    let mut stakes = vec![experiment.rewards.stake; clients];
-    let mut slashed = vec![false; clients];
-    let mut population = Population::new(settings, client_data, data.validation.clone(), seed)?;
-    let mut previous: Option<Vec<f32>> = None;
-    let mut cohort_rng = ChaCha8Rng::seed_from_u64(seed ^ COHORT_SALT);
-    let mut attack_rng = ChaCha8Rng::seed_from_u64(seed ^ ATTACKER_SALT.rotate_left(17));
-    let mut rounds = Vec::with_capacity(experiment.rounds as usize);
+    run.rounds(attackers)
+}
 
-    for round in 1..=experiment.rounds {
-        let mut active: Vec<usize> = (0..clients).filter(|&i| !slashed[i]).collect();
-        active.shuffle(&mut cohort_rng);
-        active.truncate(experiment.clients_per_round as usize);
-        active.sort_unstable();
-        // Under secure aggregation only clients placed in a group take part.
-        let grouping = match &secure {
-            Some(setup) => setup.group(&active, round)?,
-            None => None,
-        };
-        let cohort = match (&secure, &grouping) {
-            (None, _) => active,
-            (Some(_), None) => Vec::new(),
-            (Some(_), Some(grouping)) => {
-                let mut members = grouping.groups().concat();
-                members.sort_unstable();
-                members
-            }
-        };
-        if cohort.is_empty() {
-            break;
-        }
-        let (honest, adversarial): (Vec<usize>, Vec<usize>) =
-            cohort.iter().partition(|&&i| !is_attacker[i]);
+/// What one attempt gave: the cohort and what it contributed.
+struct Collected {
+    cohort: Vec<usize>,
+    contributions: Contributions<usize>,
+}
 
-        let mut updates: Vec<Option<Vec<f32>>> = vec![None; clients];
-        let mut weights = vec![0.0f32; clients];
-        let trained: Vec<(usize, crate::federated::ClientUpdate)> = cohort
-            .par_iter()
-            .filter(|&&i| !is_attacker[i] || attack.trains())
-            .map(|&i| Ok((i, population.local_update(i, seed)?)))
-            .collect::<Result<_, SimError>>()?;
-        for (i, update) in trained {
-            weights[i] = update.weight;
-            updates[i] = Some(update.update);
-        }
-        if !adversarial.is_empty() {
-            let dim = architecture.num_params();
-            let honest_matrix = stack(honest.iter().filter_map(|&i| updates[i].as_deref()), dim)?;
-            let own: Vec<Vec<f32>> = adversarial
-                .iter()
-                .map(|&i| updates[i].take().unwrap_or_else(|| vec![0.0; dim]))
+impl Run<'_> {
+    fn rounds(&self, attackers: usize) -> Result<RunResult, SimError> {
+        let experiment = self.experiment;
+        let seed = self.point.seed;
+        let clients = experiment.clients as usize;
+        let attack = &experiment.attacks[self.point.attack];
+        let architecture = self.plan.architecture();
+        let mut global = Model::new(architecture.layout(), architecture.init_parameters(seed))
+            .map_err(|e| SimError::Config(format!("initial model: {e}")))?;
+        let mut state = RoundState::new(&self.plan);
+        let mut stakes = vec![experiment.rewards.stake; clients];
+        let mut slashed = vec![false; clients];
+        let mut dropout_rng = ChaCha8Rng::seed_from_u64(seed ^ DROPOUT_SALT);
+        let mut attack_rng = ChaCha8Rng::seed_from_u64(seed ^ ATTACKER_SALT.rotate_left(17));
+        let mut rounds = Vec::with_capacity(experiment.rounds as usize);
+        for round in 1..=u64::from(experiment.rounds) {
+            // A slashed client's stake is below the minimum: not eligible.
+            let eligible: Vec<usize> = (0..clients)
+                .filter(|&i| stakes[i] >= self.plan.rewards().min_stake)
                 .collect();
-            let crafted = attack.craft(own, honest_matrix.view(), clip_norm, &mut attack_rng)?;
-            for (&i, update) in adversarial.iter().zip(crafted) {
-                // Attackers claim as many examples as the cap allows.
-                weights[i] = experiment.training.max_examples as f32;
-                updates[i] = Some(update);
+            if eligible.is_empty() {
+                break;
             }
-        }
-
-        let mut drop_from: Vec<Option<Phase>> = vec![None; clients];
-        for &i in &cohort {
-            drop_from[i] = draw_dropout(&rates, secure.is_some(), &mut dropout_rng);
-        }
-        let dim = architecture.num_params();
-        let root = if needs_root {
-            Some(
-                population
-                    .train_update(&data.root, seed ^ ROOT_SALT)?
-                    .update,
-            )
-        } else {
-            None
-        };
-        let context = RoundContext {
-            root_update: root.as_deref().map(ndarray::ArrayView1::from),
-            previous_aggregate: previous.as_deref().map(ndarray::ArrayView1::from),
-            seed: seed ^ u64::from(round),
-        };
-        let (scored, aggregate, scores, aggregator_inputs, failed_groups) =
-            match (&secure, &grouping) {
-                (Some(setup), Some(grouping)) => {
-                    let outcome = setup.aggregate_groups(
-                        grouping,
-                        round,
-                        &Contributions {
-                            updates: &updates,
-                            weights: &weights,
-                            drop_from: &drop_from,
-                            dimension: dim,
-                        },
-                    )?;
-                    let means = stack(outcome.sums.iter().map(|sum| sum.mean.as_slice()), dim)?;
-                    let group_weights: Vec<f32> =
-                        outcome.sums.iter().map(|sum| sum.weight).collect();
-                    let aggregate =
-                        aggregate_rows(&aggregator, means.view(), &group_weights, &context)?;
-                    let (scored, scores, _) = score_groups(
-                        &settle,
-                        &GroupRoundInputs {
-                            sums: &outcome.sums,
-                            means: means.view(),
-                            weights: &group_weights,
-                            aggregate: aggregate.as_ref(),
-                            aggregator: &aggregator,
-                            context: &context,
-                        },
-                        &mut attribution,
-                    )?;
-                    (
-                        scored,
-                        aggregate,
-                        scores,
-                        outcome.sums.len(),
-                        outcome.failed_groups,
-                    )
-                }
-                _ => {
-                    // Clients that dropped before the upload deliver nothing.
-                    let delivered: Vec<usize> = cohort
-                        .iter()
-                        .copied()
-                        .filter(|&i| drop_from[i].is_none())
-                        .collect();
-                    // The coordinator refuses updates over the bound before aggregating.
-                    let bound = f64::from(clip_norm)
-                        * (1.0 + fedstake_rewards::slashing::NORM_BOUND_TOLERANCE);
-                    let admitted: Vec<usize> = delivered
-                        .iter()
-                        .copied()
-                        .filter(|&i| updates[i].as_deref().map_or(0.0, l2_norm) <= bound)
-                        .collect();
-                    let matrix =
-                        stack(admitted.iter().filter_map(|&i| updates[i].as_deref()), dim)?;
-                    let admitted_weights: Vec<f32> = admitted.iter().map(|&i| weights[i]).collect();
-                    let aggregate =
-                        aggregate_rows(&aggregator, matrix.view(), &admitted_weights, &context)?;
-                    // The sponsor measures harm on its own validation data.
-                    let validation_loss = |delta: &[f32]| {
-                        population
-                            .validation_loss_with(delta)
-                            .map_err(|e| SettleError::ValidationLoss(Box::new(e)))
-                    };
-                    let scores = score_round(
-                        &settle,
-                        &RoundInputs {
-                            cohort: &delivered,
-                            updates: &updates,
-                            admitted: &admitted,
-                            admitted_updates: matrix.view(),
-                            admitted_weights: &admitted_weights,
-                            aggregate: aggregate.as_ref(),
-                            aggregator: &aggregator,
-                            context: &context,
-                            validation_loss: Some(&validation_loss),
-                        },
-                    )?;
-                    (delivered, aggregate, scores, admitted.len(), 0)
-                }
-            };
-        if let Some(aggregate) = &aggregate {
-            let update = aggregate
-                .update
-                .as_slice()
-                .ok_or_else(|| SimError::Config("aggregate not contiguous".into()))?;
-            population.apply(update);
-        }
-        let evaluation = population.evaluate()?;
-        let backdoor_success = match attack {
-            Attack::Backdoor(backdoor) => Some(backdoor.success_rate_of_model(
-                &architecture,
-                population.global(),
-                population.validation(),
-            )?),
-            _ => None,
-        };
-
-        let RoundScores {
-            payouts,
-            dust,
-            observations,
-            accepted,
-            rejected,
-        } = scores;
-        if let Some(aggregate) = &aggregate {
-            previous = Some(aggregate.update.to_vec());
-        }
-        let (mut rewards_honest, mut rewards_attackers) = (0u128, 0u128);
-        for (&i, &paid) in scored.iter().zip(&payouts) {
-            if is_attacker[i] {
-                rewards_attackers += paid
+            let root = if self.plan.needs_root_update() {
+                Some(root_update(
+                    &self.plan,
+                    global.params(),
+                    &self.data.root,
+                    round,
+                )?)
             } else {
-                rewards_honest += paid
+                None
+            };
+            // Like the coordinator, an attempt that gives nothing usable is
+            // run again under the next attempt number (a new cohort, new
+            // groups and new dropouts), up to the engine's limit.
+            let mut outcome = None;
+            let mut last_cohort = Vec::new();
+            let mut failures = 0;
+            for attempt in 0..MAX_ATTEMPTS {
+                let collected = self.collect(
+                    &state,
+                    &global,
+                    &eligible,
+                    (round, attempt),
+                    &mut dropout_rng,
+                    &mut attack_rng,
+                )?;
+                let participants = collected.contributions.participants();
+                let participant_stakes: BTreeMap<usize, u128> =
+                    participants.iter().map(|&i| (i, stakes[i])).collect();
+                let settled = settle(
+                    &self.plan,
+                    &state,
+                    &self.data.validation,
+                    &AttemptInputs {
+                        round,
+                        attempt,
+                        global: &global,
+                        contributions: &collected.contributions,
+                        root_update: root.as_deref(),
+                        stakes: &participant_stakes,
+                    },
+                );
+                last_cohort = collected.cohort;
+                if let Contributions::Groups { failures: f, .. } = &collected.contributions {
+                    failures += f.len();
+                }
+                match settled {
+                    Ok(settlement) => {
+                        outcome = Some(settlement);
+                        break;
+                    }
+                    // An attempt whose cohort, groups and dropouts could not
+                    // differ would fail the same way again.
+                    Err(_) if !self.retry_can_differ(eligible.len()) => break,
+                    Err(_) => {}
+                }
             }
-        }
-        let (mut slashed_honest, mut slashed_attackers) = (0, 0);
-        for (&i, observation) in scored.iter().zip(&observations) {
-            if let Some(decision) = tracker.record(i, u64::from(round), observation, stakes[i])? {
-                stakes[i] -= decision.amount;
+            let Some(settlement) = outcome else {
+                // The coordinator would stop the task here; the lab records
+                // the round as failed (nothing applied or paid) and goes on.
+                let evaluation = evaluate(&self.plan, &self.data.validation, global.params())?;
+                rounds.push(RoundRecord {
+                    round: round as u32,
+                    accuracy: evaluation.accuracy,
+                    loss: evaluation.loss,
+                    backdoor_success: self.backdoor_success(attack, &global)?,
+                    accepted: 0,
+                    rejected: 0,
+                    dropped: last_cohort.len(),
+                    aggregator_inputs: 0,
+                    failed_groups: failures,
+                    rewards_honest: 0,
+                    rewards_attackers: 0,
+                    dust: self.plan.rewards().round_budget,
+                    slashed_honest: 0,
+                    slashed_attackers: 0,
+                });
+                continue;
+            };
+            let record = settlement.record;
+            state = settlement.next;
+            global = settlement.model;
+            let (mut rewards_honest, mut rewards_attackers) = (0u128, 0u128);
+            for &(i, paid) in &record.payouts {
+                if self.is_attacker[i] {
+                    rewards_attackers += paid
+                } else {
+                    rewards_honest += paid
+                }
+            }
+            let (mut slashed_honest, mut slashed_attackers) = (0, 0);
+            for &(i, amount) in &record.slashes {
+                stakes[i] = stakes[i].saturating_sub(amount);
                 slashed[i] = true;
-                if is_attacker[i] {
+                if self.is_attacker[i] {
                     slashed_attackers += 1
                 } else {
                     slashed_honest += 1
                 }
             }
+            rounds.push(RoundRecord {
+                round: round as u32,
+                accuracy: record.accuracy,
+                loss: record.loss,
+                backdoor_success: self.backdoor_success(attack, &global)?,
+                accepted: record.accepted,
+                rejected: record.rejected,
+                dropped: last_cohort.len() - record.payouts.len(),
+                aggregator_inputs: record.aggregator_inputs,
+                failed_groups: failures,
+                rewards_honest,
+                rewards_attackers,
+                dust: record.dust,
+                slashed_honest,
+                slashed_attackers,
+            });
         }
-        rounds.push(RoundRecord {
-            round,
-            accuracy: evaluation.accuracy,
-            loss: evaluation.loss,
-            backdoor_success,
-            accepted,
-            rejected,
-            dropped: cohort.len() - scored.len(),
-            aggregator_inputs,
-            failed_groups,
-            rewards_honest,
-            rewards_attackers,
-            dust,
-            slashed_honest,
-            slashed_attackers,
-        });
+        let count = |want_attacker: bool| {
+            (0..clients)
+                .filter(|&i| slashed[i] && self.is_attacker[i] == want_attacker)
+                .count()
+        };
+        Ok(RunResult {
+            point: self.point,
+            labels: labels(experiment, &self.point)?,
+            attackers,
+            poisoning: attackers > 0 && attack.poisons(),
+            rounds,
+            honest_slashed: count(false),
+            attackers_slashed: count(true),
+        })
     }
-    let count = |want_attacker: bool| {
-        (0..clients)
-            .filter(|&i| slashed[i] && is_attacker[i] == want_attacker)
-            .count()
-    };
-    Ok(RunResult {
-        point,
-        labels: labels(experiment, &point)?,
-        attackers,
-        poisoning: attackers > 0 && attack.poisons(),
-        rounds,
-        honest_slashed: count(false),
-        attackers_slashed: count(true),
-    })
+
+    /// Whether running a failed attempt again can give another result:
+    /// only when the cohort draw has a choice, groups are re-drawn, or
+    /// members may drop.
+    fn retry_can_differ(&self, eligible: usize) -> bool {
+        let rates = self.experiment.dropouts[self.point.dropouts];
+        eligible > self.plan.cohort_size()
+            || self.plan.secagg().is_some()
+            || Phase::ALL.iter().any(|&phase| rates.rate(phase) > 0.0)
+    }
+
+    fn backdoor_success(&self, attack: &Attack, global: &Model) -> Result<Option<f64>, SimError> {
+        match attack {
+            Attack::Backdoor(backdoor) => Ok(Some(backdoor.success_rate_of_model(
+                self.plan.architecture(),
+                global.params(),
+                &self.data.validation,
+            )?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// One attempt: the engine draws the cohort (and groups), members train
+    /// or craft their updates, drop at their coins, and what reaches the
+    /// coordinator is collected as the attempt would collect it.
+    fn collect(
+        &self,
+        state: &RoundState<usize>,
+        global: &Model,
+        eligible: &[usize],
+        (round, attempt): (u64, u32),
+        dropout_rng: &mut ChaCha8Rng,
+        attack_rng: &mut ChaCha8Rng,
+    ) -> Result<Collected, SimError> {
+        let experiment = self.experiment;
+        let clients = experiment.clients as usize;
+        let attack = &experiment.attacks[self.point.attack];
+        let drawn = draw_cohort(&self.plan, state, eligible, &self.task, round, attempt);
+        let round_id = RoundId {
+            task_id: self.task,
+            round,
+            attempt,
+        };
+        // Under secure aggregation only clients placed in a group take part.
+        let grouping = match self.plan.secagg() {
+            Some(_) => match group_cohort(&self.plan, &drawn, global, &round_id) {
+                Ok(grouping) => Some(grouping),
+                Err(GroupingError::CohortTooSmall { .. }) => {
+                    return Ok(Collected {
+                        cohort: drawn,
+                        contributions: Contributions::Groups {
+                            sums: Vec::new(),
+                            failures: vec!["too few clients for one group".into()],
+                        },
+                    });
+                }
+                Err(e) => return Err(SimError::Config(format!("grouping: {e}"))),
+            },
+            None => None,
+        };
+        let cohort = match &grouping {
+            None => drawn,
+            Some(grouping) => {
+                let mut members = grouping.groups().concat();
+                members.sort_unstable();
+                members
+            }
+        };
+        let (honest, adversarial): (Vec<usize>, Vec<usize>) =
+            cohort.iter().partition(|&&i| !self.is_attacker[i]);
+        let mut updates: Vec<Option<Vec<f32>>> = vec![None; clients];
+        let mut weights = vec![0u32; clients];
+        let trained: Vec<(usize, crate::federated::ClientUpdate)> = cohort
+            .par_iter()
+            .filter(|&&i| !self.is_attacker[i] || attack.trains())
+            .map(|&i| {
+                Ok((
+                    i,
+                    self.population
+                        .local_update(i, global.params(), round, self.point.seed)?,
+                ))
+            })
+            .collect::<Result<_, SimError>>()?;
+        for (i, update) in trained {
+            weights[i] = update.weight;
+            updates[i] = Some(update.update);
+        }
+        let dim = global.params().len();
+        if !adversarial.is_empty() {
+            let honest_matrix = stack(honest.iter().filter_map(|&i| updates[i].as_deref()), dim)?;
+            let own: Vec<Vec<f32>> = adversarial
+                .iter()
+                .map(|&i| updates[i].take().unwrap_or_else(|| vec![0.0; dim]))
+                .collect();
+            let crafted = attack.craft(
+                own,
+                honest_matrix.view(),
+                experiment.clip_norm as f32,
+                attack_rng,
+            )?;
+            for (&i, update) in adversarial.iter().zip(crafted) {
+                // Attackers claim as many examples as the cap allows.
+                weights[i] = self.plan.max_weight();
+                updates[i] = Some(update);
+            }
+        }
+        let rates = experiment.dropouts[self.point.dropouts];
+        let mut drop_from: Vec<Option<Phase>> = vec![None; clients];
+        for &i in &cohort {
+            drop_from[i] = draw_dropout(&rates, grouping.is_some(), dropout_rng);
+        }
+        let contributions = match (&grouping, &self.secure, self.plan.secagg()) {
+            (Some(grouping), Some(setup), Some(secagg)) => {
+                let outcome = setup.aggregate_groups(
+                    secagg,
+                    grouping,
+                    &round_id,
+                    &SecureContributions {
+                        updates: &updates,
+                        weights: &weights,
+                        drop_from: &drop_from,
+                        dimension: dim,
+                    },
+                )?;
+                Contributions::Groups {
+                    sums: outcome.sums,
+                    failures: outcome.failures,
+                }
+            }
+            _ => Contributions::Plain(
+                // Clients that dropped before the upload deliver nothing.
+                cohort
+                    .iter()
+                    .filter(|&&i| drop_from[i].is_none())
+                    .filter_map(|&i| {
+                        let update = updates[i].take()?;
+                        Some((
+                            i,
+                            PlainContribution {
+                                update,
+                                weight: weights[i],
+                            },
+                        ))
+                    })
+                    .collect(),
+            ),
+        };
+        Ok(Collected {
+            cohort,
+            contributions,
+        })
+    }
 }
 
 /// The phase a cohort member drops from: a coin per phase at the phase's
@@ -564,25 +639,6 @@ fn draw_dropout(rates: &DropoutRates, secure: bool, rng: &mut ChaCha8Rng) -> Opt
         .iter()
         .copied()
         .find(|&phase| rng.random::<f64>() < rates.rate(phase))
-}
-
-/// Runs the aggregator on the rows; `None` when there are none or too few
-/// for the rule's parameters (the round fails, as the coordinator's would:
-/// nothing is applied or paid).
-fn aggregate_rows(
-    aggregator: &Aggregator,
-    rows: ArrayView2<f32>,
-    weights: &[f32],
-    context: &RoundContext,
-) -> Result<Option<Aggregate>, SimError> {
-    if rows.nrows() == 0 {
-        return Ok(None);
-    }
-    match aggregator.aggregate(rows, weights, context) {
-        Ok(aggregate) => Ok(Some(aggregate)),
-        Err(AggregationError::TooFewInputs { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Stacks vectors of dimension `dim` as the rows of a matrix.

@@ -2,13 +2,13 @@
 #![allow(clippy::unwrap_used)]
 
 use fedstake_aggregation::norm::l2_norm;
-use fedstake_client::data::Dataset;
-use fedstake_client::trainer::Architecture;
 use fedstake_simulations::SimError;
 use fedstake_simulations::attack::{
     Attack, Backdoor, DEFAULT_IPM_EPSILON, DEFAULT_SIGN_FLIP_SCALE, DEFAULT_SYBIL_NOISE,
     FreeRiderMode, alie_default_z,
 };
+use fedstake_training::data::Dataset;
+use fedstake_training::trainer::Architecture;
 use ndarray::{Array1, Array2, ArrayView2, Axis, array};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -154,12 +154,12 @@ fn invalid_experiments_name_the_field() {
         (
             "recommended = \"median\"",
             "recommended = \"median\"\nprivacy = [{ mode = \"plain\" }, { mode = \"secagg\", group_size = 9 }]",
-            "privacy[1].group_size",
+            "with privacy[1]: invalid task spec: privacy.group_size",
         ),
         (
             "recommended = \"median\"",
             "recommended = \"median\"\nprivacy = [{ mode = \"secagg\", group_size = 4, fractional_bits = 30 }]",
-            "privacy[0]: quantization",
+            "with privacy[0]: invalid task spec: update.fractional_bits",
         ),
         (
             "recommended = \"median\"",
@@ -255,7 +255,7 @@ fn a_run_folder_has_every_output_and_the_attacks_show() {
 #[test]
 fn experiments_read_data_files_relative_to_themselves() {
     let dir = tempfile::tempdir().unwrap();
-    let data = fedstake_client::data::synthetic(&fedstake_client::data::SyntheticSpec {
+    let data = fedstake_training::data::synthetic(&fedstake_training::data::SyntheticSpec {
         classes: 4,
         dim: 12,
         examples: 1200,
@@ -268,7 +268,7 @@ fn experiments_read_data_files_relative_to_themselves() {
         .features()
         .mapv(|v| (v * 20.0 + 128.0).clamp(0.0, 255.0) as u8);
     let labels: Vec<u8> = data.labels().iter().map(|&l| l as u8).collect();
-    fedstake_client::data::write_idx(
+    fedstake_training::data::write_idx(
         dir.path().join("x.idx.gz"),
         dir.path().join("y.idx"),
         images.view(),

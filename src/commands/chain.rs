@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, bail};
+use fedstake_ledger::chain::{AnyChain, Chain, EmbeddedChain, RpcChain};
+use fedstake_ledger::{Ledger, embedded_defaults, mint_test_token};
 use fedstake_protocol::spec::{ChainEndpoint, DEFAULT_CHAIN_ID, parse_token_amount};
-use fedstake_rewards::chain::{AnyChain, Chain, EmbeddedChain, RpcChain};
-use fedstake_rewards::ledger::{Ledger, embedded_defaults, mint_test_token};
 
 /// Where the embedded chain lives when `--chain` is not given.
 pub const DEFAULT_EMBEDDED_STORE: &str = "fedstake-chain.db";

@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use fedstake_aggregation::Model;
-use fedstake_client::data::{DataSource, Dataset, Schema};
-use fedstake_client::trainer::{
+use fedstake_protocol::spec::TaskSpec;
+use fedstake_training::data::{DataSource, Dataset, Schema};
+use fedstake_training::trainer::{
     Backend, BackendOptions, Device, Trainer, build_trainer, schedule_for,
 };
-use fedstake_protocol::spec::TaskSpec;
 
 /// Which backend trains, and where (shared by `train`, `evaluate` and `run`).
 #[derive(Debug, clap::Args)]
@@ -207,7 +207,7 @@ pub struct RunArgs {
     /// Test hook: drop the connection and exit at ROUND:PHASE (train,
     /// advertise_keys, share_keys, masked_input, consistency, unmasking).
     #[arg(long, hide = true)]
-    crash_at: Option<fedstake_client::net::session::CrashPoint>,
+    crash_at: Option<fedstake_client::CrashPoint>,
     /// Test hook: submit the update flipped and scaled by this factor.
     #[arg(long, hide = true)]
     sign_flip: Option<f32>,
@@ -221,9 +221,7 @@ pub struct RunArgs {
 pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     use std::sync::Arc;
 
-    use fedstake_client::net::session::{
-        Behaviour, ClientOptions, Reconnect, TrainerFactory, run_client,
-    };
+    use fedstake_client::{Behaviour, ClientOptions, Reconnect, TrainerFactory, run_client};
 
     let spec = TaskSpec::load(&args.task)?;
     let data = load_data(&spec, &args.data)?;

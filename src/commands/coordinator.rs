@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use alloy::primitives::U256;
 use anyhow::Context;
-use fedstake_client::data::DataSource;
 use fedstake_coordinator::{Coordinator, CoordinatorConfig};
 use fedstake_protocol::spec::TaskSpec;
+use fedstake_training::data::DataSource;
 
 use super::chain::{ChainArgs, KeyArgs};
 use super::client::load_data;
@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// npy:FEATURES,LABELS or synthetic:EXAMPLES[,SEED].
     #[arg(long)]
     validation: DataSource,
+    /// The sponsor's clean root data (same forms as --validation), needed
+    /// when the task uses FLTrust or scores against the root update.
+    #[arg(long)]
+    root: Option<DataSource>,
     /// Serve Prometheus metrics on this TCP address (GET /metrics).
     #[arg(long)]
     metrics: Option<SocketAddr>,
@@ -53,6 +57,11 @@ pub struct ServeArgs {
 pub async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let spec = TaskSpec::load(&args.task)?;
     let validation = load_data(&spec, &args.validation)?;
+    let root = args
+        .root
+        .as_ref()
+        .map(|source| load_data(&spec, source))
+        .transpose()?;
     let connected = args.chain.connect().await?;
     let signer = args.key.signer()?;
     let config = CoordinatorConfig {
@@ -63,6 +72,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         state_dir: args.state.clone(),
         signer,
         validation,
+        root,
         init_seed: args.init_seed,
         max_clients: args.max_clients,
         names: args.name.clone(),

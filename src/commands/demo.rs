@@ -13,23 +13,21 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use alloy::primitives::U256;
+use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, bail};
-use fedstake_client::data::{Dataset, SyntheticSpec, synthetic};
-use fedstake_client::net::session::{
+use fedstake_client::{
     Behaviour, ClientOptions, ClientRunError, CrashPoint, Reconnect, TrainerFactory, run_client,
 };
-use fedstake_client::trainer::{BackendOptions, build_trainer};
-use fedstake_coordinator::{
-    Coordinator, CoordinatorConfig, RoundReport, SettledRound, task_params,
-};
+use fedstake_coordinator::{Coordinator, CoordinatorConfig, RoundReport, StoredRound};
+use fedstake_ledger::chain::{AnyChain, Chain, EmbeddedChain};
+use fedstake_ledger::{embedded_defaults, mint_test_token, task_params};
 use fedstake_protocol::spec::{DEFAULT_CHAIN_ID, TaskSpec};
-use fedstake_rewards::PayoutTree;
-use fedstake_rewards::chain::{AnyChain, Chain, EmbeddedChain};
-use fedstake_rewards::ledger::{embedded_defaults, mint_test_token};
+use fedstake_round::{Plan, SettledRound};
 use fedstake_secure_agg::session::Phase;
 use fedstake_simulations::partition::{Partition, partition};
+use fedstake_training::data::{Dataset, SyntheticSpec, synthetic};
+use fedstake_training::trainer::{BackendOptions, build_trainer};
 
 /// The demo's task spec, compiled into the binary.
 pub const DEMO_TASK: &str = include_str!("../../examples/task-demo.toml");
@@ -83,10 +81,8 @@ struct Organization {
 }
 
 async fn demo(spec: TaskSpec, args: &DemoArgs) -> anyhow::Result<()> {
-    let rewards = spec
-        .rewards
-        .clone()
-        .context("the demo task needs a [rewards] section")?;
+    let plan = Plan::from_spec(&spec).context("the demo task")?;
+    let rewards = plan.rewards().clone();
     let work = tempfile::tempdir().context("cannot create a working directory")?;
     let chain = EmbeddedChain::open(&work.path().join("chain.sqlite"), DEFAULT_CHAIN_ID)?;
     let (ledger, token) = embedded_defaults(AnyChain::Embedded(Box::new(chain))).await?;
@@ -111,12 +107,13 @@ async fn demo(spec: TaskSpec, args: &DemoArgs) -> anyhow::Result<()> {
         .create_task(
             &sponsor,
             task_params(
-                &spec,
+                spec.spec_hash(),
+                &rewards,
                 token,
                 coordinator_key.address(),
                 sponsor.address(),
                 now,
-            )?,
+            ),
         )
         .await?;
     println!(
@@ -145,6 +142,7 @@ async fn demo(spec: TaskSpec, args: &DemoArgs) -> anyhow::Result<()> {
             state_dir: work.path().join("coordinator"),
             signer: coordinator_key,
             validation,
+            root: None,
             init_seed: args.seed,
             max_clients: CLIENTS,
             names: Vec::new(),
@@ -180,18 +178,18 @@ async fn demo(spec: TaskSpec, args: &DemoArgs) -> anyhow::Result<()> {
     println!(
         "round  attempts  accuracy  groups ok/flagged  paid to honest  paid to poisoner  slashes"
     );
-    let roles: BTreeMap<String, &str> = organizations
+    let roles: BTreeMap<Address, &str> = organizations
         .iter()
-        .map(|o| (o.signer.address().to_string(), o.role))
+        .map(|o| (o.signer.address(), o.role))
         .collect();
-    let mut settled: Vec<SettledRound> = Vec::new();
+    let mut settled: Vec<StoredRound> = Vec::new();
     while let Some(RoundReport {
-        settled: round,
+        stored,
         failed_attempts,
     }) = reports.recv().await
     {
-        print_round(&round, failed_attempts, &roles);
-        settled.push(round);
+        print_round(&stored.settled, failed_attempts, &roles);
+        settled.push(stored);
     }
     serving.await.context("coordinator task")??;
     for client in clients {
@@ -206,7 +204,7 @@ async fn demo(spec: TaskSpec, args: &DemoArgs) -> anyhow::Result<()> {
         .chain()
         .advance_time(rewards.challenge_window + 1)
         .await?;
-    let tree = PayoutTree::from_json(&last.payout_tree, "the last round's payout tree")?;
+    let tree = &last.payout_tree;
     println!();
     println!(
         "client                                      role       claimed                    stake left"
@@ -235,7 +233,7 @@ async fn demo(spec: TaskSpec, args: &DemoArgs) -> anyhow::Result<()> {
         "pool left {} of {}; paid out {}; slashed back to the pool {}",
         task.poolRemaining, task.initialPool, task.claimedTotal, task.slashedToPool
     );
-    write_report(&args.out, &settled, &roles, &tree)?;
+    write_report(&args.out, &settled, &roles)?;
     println!("report written to {}", args.out.display());
     Ok(())
 }
@@ -343,16 +341,20 @@ async fn run_demo_client(options: ClientOptions) -> anyhow::Result<()> {
     }
 }
 
-fn paid_to(round: &SettledRound, roles: &BTreeMap<String, &str>, poisoner: bool) -> u128 {
+fn paid_to(round: &SettledRound<Address>, roles: &BTreeMap<Address, &str>, poisoner: bool) -> u128 {
     round
         .payouts
         .iter()
         .filter(|(address, _)| (roles.get(address).copied() == Some("poisoner")) == poisoner)
-        .map(|(_, amount)| amount.parse::<u128>().unwrap_or(0))
+        .map(|(_, amount)| amount)
         .sum()
 }
 
-fn print_round(round: &SettledRound, failed_attempts: u32, roles: &BTreeMap<String, &str>) {
+fn print_round(
+    round: &SettledRound<Address>,
+    failed_attempts: u32,
+    roles: &BTreeMap<Address, &str>,
+) {
     let flagged = round.groups.iter().filter(|g| g.flagged).count();
     println!(
         "{:>5}  {:>8}  {:>7.1}%  {:>10}/{:<6}  {:>14.2}  {:>16.2}  {:>7}",
@@ -374,10 +376,12 @@ fn tokens(amount: u128) -> f64 {
 
 fn write_report(
     out: &std::path::Path,
-    rounds: &[SettledRound],
-    roles: &BTreeMap<String, &str>,
-    tree: &PayoutTree,
+    rounds: &[StoredRound],
+    roles: &BTreeMap<Address, &str>,
 ) -> anyhow::Result<()> {
+    let Some(tree) = rounds.last().map(|r| &r.payout_tree) else {
+        bail!("no round settled");
+    };
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut csv = String::from(
         "round,attempt,accuracy,loss,groups,flagged_groups,paid_honest,paid_poisoner,slashes\n",
@@ -385,7 +389,8 @@ fn write_report(
     let mut markdown = String::from(
         "# fedstake demo\n\n| round | attempt | accuracy | groups | flagged | paid to honest | paid to poisoner | slashes |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for round in rounds {
+    for stored in rounds {
+        let round = &stored.settled;
         let flagged = round.groups.iter().filter(|g| g.flagged).count();
         let (honest, poisoner) = (paid_to(round, roles, false), paid_to(round, roles, true));
         csv.push_str(&format!(
@@ -410,7 +415,7 @@ fn write_report(
     }
     markdown.push_str("\n## Cumulative payouts\n\n| client | role | tokens |\n|---|---|---:|\n");
     for (address, amount) in tree.entries() {
-        let role = roles.get(&address.to_string()).copied().unwrap_or("?");
+        let role = roles.get(&address).copied().unwrap_or("?");
         let amount = u128::try_from(amount).unwrap_or(u128::MAX);
         markdown.push_str(&format!("| {address} | {role} | {:.4} |\n", tokens(amount)));
     }

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use alloy::primitives::{Address, U256};
 use anyhow::{Context, bail};
+use fedstake_ledger::chain::Chain;
 use fedstake_rewards::PayoutTree;
-use fedstake_rewards::chain::Chain;
 
 use super::chain::{ChainArgs, KeyArgs};
 

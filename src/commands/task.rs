@@ -2,11 +2,22 @@
 
 use std::path::Path;
 
+use anyhow::Context;
 use fedstake_protocol::spec::TaskSpec;
+use fedstake_round::Plan;
+
+/// Loads a task spec and builds its round plan: the checks every party
+/// that runs the task makes, so a spec accepted here is one a coordinator
+/// serves.
+fn load_plan(path: &Path) -> anyhow::Result<Plan> {
+    let spec = TaskSpec::load(path)?;
+    Plan::from_spec(&spec).with_context(|| format!("{} cannot be served", path.display()))
+}
 
 /// Validates a task spec and prints what it fixes.
 pub fn validate(path: &Path) -> anyhow::Result<()> {
-    let spec = TaskSpec::load(path)?;
+    let plan = load_plan(path)?;
+    let spec = plan.spec();
     println!("{}: valid", path.display());
     println!("  name          {}", spec.name);
     println!("  spec hash     {}", hex::encode(spec.spec_hash()));
@@ -48,14 +59,11 @@ pub async fn create(
     no_approve: bool,
 ) -> anyhow::Result<()> {
     use alloy::primitives::Address;
-    use anyhow::Context;
-    use fedstake_rewards::chain::Chain;
+    use fedstake_ledger::chain::Chain;
 
-    let spec = TaskSpec::load(path)?;
-    let rewards = spec
-        .rewards
-        .as_ref()
-        .with_context(|| format!("{} has no [rewards] section to escrow", path.display()))?;
+    let plan = load_plan(path)?;
+    let spec = plan.spec();
+    let rewards = plan.rewards();
     let connected = chain.connect().await?;
     let ledger = &connected.ledger;
     let sponsor = key.signer()?;
@@ -69,13 +77,14 @@ pub async fn create(
         .arbiter_address()?
         .map_or(sponsor.address(), Address::from);
     let now = ledger.chain().timestamp().await?;
-    let params = fedstake_coordinator::task_params(
-        &spec,
+    let params = fedstake_ledger::task_params(
+        spec.spec_hash(),
+        rewards,
         token,
         coordinator.unwrap_or(sponsor.address()),
         arbiter,
         now,
-    )?;
+    );
     let end_time = params.endTime;
     if !no_approve && ledger.allowance(token, sponsor.address()).await? < params.pool {
         ledger.approve(&sponsor, token, params.pool).await?;
@@ -106,7 +115,9 @@ pub async fn create(
 /// `fedstake task status`: what the coordinator's store records — rounds,
 /// accuracy, participants, payouts, slashes and chain transactions.
 pub fn status(state: &Path) -> anyhow::Result<()> {
+    use alloy::primitives::Address;
     use fedstake_coordinator::Store;
+    use fedstake_coordinator::store::{AttemptOutcome, ChainTx};
 
     let path = state.join("coordinator.sqlite");
     let (store, task, spec) = Store::inspect(&path)?;
@@ -114,7 +125,7 @@ pub fn status(state: &Path) -> anyhow::Result<()> {
     let attempts = store.attempts()?;
     let failed = attempts
         .iter()
-        .filter(|(_, _, outcome)| outcome.as_deref() != Some("completed"))
+        .filter(|a| a.outcome != Some(AttemptOutcome::Completed))
         .count();
     println!("task {task} (spec {spec})");
     println!(
@@ -126,14 +137,15 @@ pub fn status(state: &Path) -> anyhow::Result<()> {
     println!(
         "round  attempt  accuracy   loss    accepted  rejected  paid (base units)          slashes  posted"
     );
-    let mut totals: std::collections::BTreeMap<String, u128> = std::collections::BTreeMap::new();
-    for round in &rounds {
+    let mut totals: std::collections::BTreeMap<Address, u128> = std::collections::BTreeMap::new();
+    for stored in &rounds {
+        let round = &stored.settled;
         for (address, amount) in &round.payouts {
-            *totals.entry(address.clone()).or_default() += amount.parse::<u128>().unwrap_or(0);
+            *totals.entry(*address).or_default() += amount;
         }
         let posted = store
-            .chain_tx(round.round, "post")?
-            .map_or("no".to_string(), |(state, _)| state);
+            .chain_tx(round.round, ChainTx::Post)?
+            .map_or("no", |(state, _)| state.name());
         println!(
             "{:>5}  {:>7}  {:>7.1}%  {:>6.4}  {:>8}  {:>8}  {:<26} {:>7}  {posted}",
             round.round,
@@ -142,7 +154,7 @@ pub fn status(state: &Path) -> anyhow::Result<()> {
             round.loss,
             round.accepted,
             round.rejected,
-            round.total,
+            round.total(),
             round.slashes.len()
         );
     }
@@ -151,9 +163,12 @@ pub fn status(state: &Path) -> anyhow::Result<()> {
     for (address, total) in &totals {
         println!("  {address}  {total}");
     }
-    for round in &rounds {
-        for (address, amount) in &round.slashes {
-            println!("slash in round {}: {address} by {amount}", round.round);
+    for stored in &rounds {
+        for (address, amount) in &stored.settled.slashes {
+            println!(
+                "slash in round {}: {address} by {amount}",
+                stored.settled.round
+            );
         }
     }
     Ok(())

@@ -8,15 +8,13 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
-use fedstake_client::data::{Dataset, SyntheticSpec, synthetic};
-use fedstake_client::net::session::{
-    Behaviour, ClientOptions, CrashPoint, Reconnect, TrainerFactory,
-};
-use fedstake_client::trainer::{BackendOptions, build_trainer};
+use fedstake_client::{Behaviour, ClientOptions, CrashPoint, Reconnect, TrainerFactory};
 use fedstake_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError};
+use fedstake_ledger::chain::{Chain, EmbeddedChain};
+use fedstake_ledger::{Ledger, embedded_defaults, mint_test_token};
 use fedstake_protocol::spec::{DEFAULT_CHAIN_ID, TaskSpec};
-use fedstake_rewards::chain::{Chain, EmbeddedChain};
-use fedstake_rewards::ledger::{Ledger, embedded_defaults, mint_test_token};
+use fedstake_training::data::{Dataset, SyntheticSpec, synthetic};
+use fedstake_training::trainer::{BackendOptions, build_trainer};
 
 /// A secagg task: logistic regression on 10 features and 3 classes, groups
 /// of 5 (each tolerates one dropout), short deadlines.
@@ -127,15 +125,21 @@ pub async fn escrow_and_stake<C: Chain>(
     stake: U256,
 ) -> U256 {
     let sponsor = PrivateKeySigner::random();
-    let pool = U256::from(spec.rewards.as_ref().unwrap().pool);
+    let rewards = spec.rewards.as_ref().unwrap();
+    let pool = U256::from(rewards.pool);
     mint_test_token(ledger.chain(), &sponsor, token, sponsor.address(), pool)
         .await
         .unwrap();
     ledger.approve(&sponsor, token, pool).await.unwrap();
     let now = ledger.chain().timestamp().await.unwrap();
-    let params =
-        fedstake_coordinator::task_params(spec, token, coordinator, sponsor.address(), now)
-            .unwrap();
+    let params = fedstake_ledger::task_params(
+        spec.spec_hash(),
+        rewards,
+        token,
+        coordinator,
+        sponsor.address(),
+        now,
+    );
     let (task_id, _) = ledger.create_task(&sponsor, params).await.unwrap();
     for client in clients {
         mint_test_token(ledger.chain(), client, token, client.address(), stake)
@@ -205,6 +209,7 @@ impl Net {
             state_dir: self.coordinator_state(),
             signer: self.coordinator.clone(),
             validation: self.validation.clone(),
+            root: None,
             init_seed: 1,
             max_clients,
             names: Vec::new(),
