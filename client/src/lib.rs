@@ -11,6 +11,6 @@ mod session;
 
 pub use history::{History, HistoryError, RecordedResult};
 pub use session::{
-    Behaviour, ClientOptions, ClientReport, ClientRunError, CrashPoint, LocalUpdate, Reconnect,
-    TrainerFactory, local_update, run_client,
+    Behaviour, ClientOptions, ClientReport, ClientRunError, CrashPoint, Reconnect, TrainerFactory,
+    run_client,
 };

@@ -19,7 +19,6 @@ use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use fedstake_aggregation::Model;
-use fedstake_aggregation::norm::clip_l2;
 use fedstake_protocol::Submission;
 use fedstake_protocol::join::JoinChallenge;
 use fedstake_protocol::spec::TaskSpec;
@@ -31,7 +30,7 @@ use fedstake_secure_agg::client::ClientSession;
 use fedstake_secure_agg::grouping::RoundId;
 use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::messages::{MessageKind, SignedMessage};
-use fedstake_secure_agg::quantize::quantize;
+use fedstake_secure_agg::quantize::{quantize, rounding_rng};
 use fedstake_secure_agg::session::{Phase, SessionConfig};
 use tracing::{info, warn};
 
@@ -39,7 +38,7 @@ use crate::history::{History, HistoryError, RecordedResult};
 use fedstake_quic::{FrameReader, FrameWriter, NetError, TlsError, client_config, close};
 use fedstake_round::Plan;
 use fedstake_training::data::Dataset;
-use fedstake_training::trainer::{TrainError, TrainReport, Trainer, schedule_for};
+use fedstake_training::trainer::{LocalUpdate, TrainError, Trainer, local_update};
 
 /// Builds the task's trainer once the client knows the task spec.
 pub type TrainerFactory =
@@ -78,6 +77,15 @@ pub enum Behaviour {
         /// Factor before clipping.
         scale: f32,
     },
+}
+
+impl Behaviour {
+    /// Transforms the trained update (before it is clipped).
+    pub fn apply(self, update: &mut [f32]) {
+        if let Behaviour::SignFlip { scale } = self {
+            update.iter_mut().for_each(|u| *u *= -scale);
+        }
+    }
 }
 
 /// Where a scripted crash happens: in `round`, just before the client would
@@ -534,12 +542,15 @@ impl Admitted<'_> {
             member_addresses: members.to_vec(),
             server_address: self.admission.coordinator,
         };
-        let mut rng = rand::rng();
-        let input = quantize(update, weight, &params, &mut rng)
+        // Rounding is a function of the client's key and the context, so a
+        // simulation holding the key reproduces the group sum exactly.
+        let secret = self.options.signer.to_bytes().0;
+        let mut rounding = rounding_rng(&secret, &config.context, index);
+        let input = quantize(update, weight, params, &mut rounding)
             .map_err(|e| protocol(format!("quantizing the update: {e}")))?;
-        let identity = Identity::from_secret_bytes(&self.options.signer.to_bytes().0)
-            .map_err(|e| protocol(format!("identity: {e}")))?;
-        ClientSession::new(config, index, identity, input, &mut rng)
+        let identity =
+            Identity::from_secret_bytes(&secret).map_err(|e| protocol(format!("identity: {e}")))?;
+        ClientSession::new(config, index, identity, input, &mut rand::rng())
             .map_err(|e| protocol(format!("secagg session: {e}")))
     }
 
@@ -623,7 +634,7 @@ impl Admitted<'_> {
                 &global,
                 &spec,
                 (seed, round),
-                behaviour,
+                |update| behaviour.apply(update),
             );
             (trainer, outcome)
         })
@@ -670,7 +681,7 @@ impl Admitted<'_> {
                 return Ok(());
             }
         };
-        self.crash_if_due(round, phase_of(reply.kind()))?;
+        self.crash_if_due(round, reply.kind().client_phase())?;
         self.send_secagg(&reply).await?;
         if reply.kind() == MessageKind::MaskedInput {
             let encoded = reply
@@ -713,62 +724,5 @@ impl Admitted<'_> {
         report.results.push(recorded);
         self.taking = None;
         Ok(())
-    }
-}
-
-/// What local training of one round gives.
-#[derive(Debug, Clone)]
-pub struct LocalUpdate {
-    /// `local - global`, clipped to the task's L2 bound.
-    pub update: Vec<f32>,
-    /// The client's example count, capped by the task (at least 1).
-    pub weight: u32,
-    /// What training reported.
-    pub report: TrainReport,
-}
-
-/// One round of local training from `global`: the shuffling seed is
-/// `seed ^ (round << 32)`; the update is transformed by `behaviour`, then
-/// clipped. Deterministic, so anyone holding the data can recompute it.
-pub fn local_update(
-    trainer: &mut dyn Trainer,
-    data: &Dataset,
-    global: &[f32],
-    spec: &TaskSpec,
-    (seed, round): (u64, u64),
-    behaviour: Behaviour,
-) -> Result<LocalUpdate, TrainError> {
-    trainer.set_parameters(global)?;
-    let report = trainer.train(data, &schedule_for(&spec.training, seed ^ (round << 32)))?;
-    let mut update: Vec<f32> = trainer
-        .parameters()
-        .iter()
-        .zip(global)
-        .map(|(local, g)| local - g)
-        .collect();
-    if let Behaviour::SignFlip { scale } = behaviour {
-        update.iter_mut().for_each(|u| *u *= -scale);
-    }
-    clip_l2(&mut update, spec.update.clip_norm as f32);
-    let weight = u32::try_from(data.len())
-        .unwrap_or(u32::MAX)
-        .min(spec.training.max_examples)
-        .max(1);
-    Ok(LocalUpdate {
-        update,
-        weight,
-        report,
-    })
-}
-
-/// The phase a client's reply belongs to.
-fn phase_of(kind: MessageKind) -> Option<Phase> {
-    match kind {
-        MessageKind::AdvertiseKeys => Some(Phase::AdvertiseKeys),
-        MessageKind::ShareKeys => Some(Phase::ShareKeys),
-        MessageKind::MaskedInput => Some(Phase::MaskedInput),
-        MessageKind::ConsistencyResponse => Some(Phase::Consistency),
-        MessageKind::UnmaskingResponse => Some(Phase::Unmasking),
-        _ => None,
     }
 }

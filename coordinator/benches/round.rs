@@ -14,8 +14,9 @@ mod common;
 
 use std::time::Instant;
 
-use fedstake_client::{Behaviour, local_update, run_client};
+use fedstake_client::run_client;
 use fedstake_protocol::spec::TaskSpec;
+use fedstake_training::local_update;
 use fedstake_training::trainer::{BackendOptions, build_trainer};
 
 fn spec(clients: u32) -> TaskSpec {
@@ -112,7 +113,7 @@ fn main() {
         let mut trainer = build_trainer(&net.spec, std::path::Path::new("."), &BackendOptions::default(), 0).unwrap();
         let global = trainer.parameters();
         let started = Instant::now();
-        let local = local_update(trainer.as_mut(), &net.data[0], &global, &net.spec, (0, 1), Behaviour::Honest).unwrap();
+        let local = local_update(trainer.as_mut(), &net.data[0], &global, &net.spec, (0, 1), |_| {}).unwrap();
         let train_one = started.elapsed().as_secs_f64();
         println!(
             "{clients} clients, {} parameters, groups of 10; one client's training {:.3} s ({} examples)",

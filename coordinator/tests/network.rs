@@ -12,7 +12,7 @@ use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use common::{Net, client_seed, secagg_spec, setup};
 use fedstake_aggregation::Model;
-use fedstake_client::{Behaviour, ClientRunError, CrashPoint, local_update, run_client};
+use fedstake_client::{Behaviour, ClientRunError, CrashPoint, run_client};
 use fedstake_coordinator::{Store, StoredRound};
 use fedstake_protocol::join::JoinChallenge;
 use fedstake_protocol::wire::{
@@ -24,6 +24,7 @@ use fedstake_secure_agg::client::ClientSession;
 use fedstake_secure_agg::grouping::RoundId;
 use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::session::{Phase, SessionConfig};
+use fedstake_training::local_update;
 use fedstake_training::trainer::{BackendOptions, build_trainer};
 use rand::{Rng, SeedableRng};
 
@@ -148,7 +149,7 @@ async fn twenty_clients_lose_a_fifth_at_random_phases_and_every_sum_is_exactly_t
                     global,
                     &net.spec,
                     (client_seed(index), round.round),
-                    Behaviour::Honest,
+                    |_| {},
                 )
                 .unwrap();
                 contributions.push((local.update, f64::from(local.weight)));

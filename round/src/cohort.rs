@@ -19,10 +19,10 @@ use crate::{Plan, RoundState};
 /// with no reputation yet can still be drawn.
 const REPUTATION_FLOOR: f64 = 0.05;
 
-/// Draws up to `cohort.size` of the `eligible` clients (ascending, no
-/// duplicates) for attempt `attempt` of `round`: uniformly, or weighted by
-/// reputation, from a stream seeded by `task`, the round and the attempt.
-/// The cohort comes back ascending.
+/// Draws up to `cohort.size` of the `eligible` clients (in any order) for
+/// attempt `attempt` of `round`: uniformly, or weighted by reputation, from
+/// a stream seeded by `task`, the round and the attempt. The cohort comes
+/// back ascending.
 pub fn draw_cohort<P: Ord + Clone + std::fmt::Debug>(
     plan: &Plan,
     state: &RoundState<P>,
@@ -31,6 +31,9 @@ pub fn draw_cohort<P: Ord + Clone + std::fmt::Debug>(
     round: u64,
     attempt: u32,
 ) -> Vec<P> {
+    let mut eligible = eligible.to_vec();
+    eligible.sort();
+    eligible.dedup();
     let size = plan.cohort_size().min(eligible.len());
     let mut seed = Sha256::new();
     seed.update(b"fedstake/cohort");

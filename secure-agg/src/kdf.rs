@@ -63,6 +63,9 @@ pub enum Purpose {
     /// Key of the shuffle that splits a round's cohort into groups (from the
     /// round's public seed; the context's group and the pair are 0).
     Grouping,
+    /// Seed of a client's stochastic rounding of its input (from its own
+    /// secret key).
+    Rounding,
 }
 
 impl Purpose {
@@ -73,6 +76,7 @@ impl Purpose {
             Purpose::ShareEncryption => b"share-encryption",
             Purpose::SelfMask => b"self-mask",
             Purpose::Grouping => b"grouping",
+            Purpose::Rounding => b"rounding",
         }
     }
 }

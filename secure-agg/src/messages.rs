@@ -24,6 +24,7 @@ use crate::identity::{
 };
 use crate::kdf::{Context, INFO_PREFIX};
 use crate::keys::PublicKeyBytes;
+use crate::session::Phase;
 use crate::shamir::{SHARE_BYTES, ShamirError, Share};
 use crate::share_box::TAG_BYTES;
 
@@ -142,6 +143,19 @@ impl MessageKind {
         MessageKind::UnmaskingRequest,
         MessageKind::UnmaskingResponse,
     ];
+
+    /// The phase a client's message of this kind answers; `None` for the
+    /// server's kinds.
+    pub fn client_phase(self) -> Option<Phase> {
+        match self {
+            MessageKind::AdvertiseKeys => Some(Phase::AdvertiseKeys),
+            MessageKind::ShareKeys => Some(Phase::ShareKeys),
+            MessageKind::MaskedInput => Some(Phase::MaskedInput),
+            MessageKind::ConsistencyResponse => Some(Phase::Consistency),
+            MessageKind::UnmaskingResponse => Some(Phase::Unmasking),
+            _ => None,
+        }
+    }
 
     /// The kind byte on the wire (1..=9).
     pub fn to_byte(self) -> u8 {

@@ -14,8 +14,11 @@
 //! coordinates and `summands * W < 2^31` bounds the weight coordinate. This is the
 //! same inequality the task-spec validation of `fedstake-protocol` enforces.
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 use thiserror::Error;
+
+use crate::kdf::{ClientPair, Context, Purpose, derive_key};
 
 /// `2^31`: every partial group sum must stay strictly below it in magnitude.
 pub const QUANTIZED_SUM_LIMIT: u64 = 1 << 31;
@@ -267,4 +270,15 @@ pub fn weighted_mean(sum: &[u32], params: &QuantizationParams) -> Result<Vec<f32
         .iter()
         .map(|&v| (f64::from(v as i32) * inverse) as f32)
         .collect())
+}
+
+/// The stochastic-rounding stream of client `index`'s input in `context`,
+/// keyed by the client's secret `key`. Nobody without the key can predict
+/// it, and each (context, client) is quantized once (attempts are never
+/// re-entered), so it is as good as fresh randomness for unbiased rounding;
+/// being a function of the key, a simulation holding the key rounds exactly
+/// as the client does.
+pub fn rounding_rng(key: &[u8; 32], context: &Context, index: u32) -> ChaCha20Rng {
+    let seed = derive_key(key, context, Purpose::Rounding, ClientPair::single(index));
+    ChaCha20Rng::from_seed(*seed.as_bytes())
 }

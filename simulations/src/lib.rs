@@ -5,16 +5,16 @@
 //! in memory, with the production trainers and the secure-aggregation state
 //! machines, so what is measured here is what a coordinator does. It holds
 //! client data [`partition`]s, [`attack`]s, the clients' local training
-//! ([`federated`]) and experiment grids ([`experiment`], [`runner`],
-//! [`secure`], [`report`]).
+//! ([`federated`]), the engine's in-memory driver ([`driver`]) and
+//! experiment grids ([`experiment`], [`runner`], [`report`]).
 
 pub mod attack;
+pub mod driver;
 pub mod experiment;
 pub mod federated;
 pub mod partition;
 pub mod report;
 pub mod runner;
-pub mod secure;
 
 use fedstake_aggregation::AggregationError;
 use fedstake_aggregation::quality::QualityError;

@@ -8,41 +8,45 @@
 //! groups); honest clients train from the global model and clip their
 //! update to the bound; attackers craft theirs (omniscient attacks see the
 //! honest updates); each cohort member may drop, phase by phase, at the
-//! point's dropout rates. In plain mode the delivered updates, in `secagg`
-//! mode each group's SecAgg+ sum through memory (see [`crate::secure`]),
-//! go to the engine's [`settle`]: the coordinator's aggregation, scoring,
-//! payout split and slashing. An attempt that gives nothing usable is run
+//! point's dropout rates. The members' signed updates, or under secure
+//! aggregation their SecAgg+ sessions, go through the engine's attempt in
+//! memory ([`crate::driver`]), and what it collected goes to the engine's
+//! [`settle`]: the coordinator's aggregation, scoring, payout split and
+//! slashing. An attempt that gives nothing usable is run
 //! again under the next attempt number, as the coordinator does. A slashed
 //! client's stake falls below the minimum, so it is not drawn again.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use alloy_primitives::{Address, U256};
+use alloy_signer_local::PrivateKeySigner;
 use fedstake_aggregation::{Aggregator, Model};
+use fedstake_protocol::spec::DEFAULT_CHAIN_ID;
+use fedstake_protocol::submission_domain;
 use fedstake_round::{
-    AttemptInputs, Contributions, MAX_ATTEMPTS, PlainContribution, Plan, RoundState, draw_cohort,
-    evaluate, group_cohort, root_update, settle,
+    AttemptInputs, Contributions, MAX_ATTEMPTS, Plan, RoundState, evaluate, root_update, settle,
 };
-use fedstake_secure_agg::grouping::{GroupingError, RoundId};
+use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::session::Phase;
 use fedstake_training::data::{DataSource, Dataset, Schema, SyntheticSpec, synthetic};
-use fedstake_training::trainer::schedule_for;
 use ndarray::Array2;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand_chacha::{ChaCha8Rng, ChaCha20Rng};
 use rayon::prelude::*;
 
 use crate::SimError;
 use crate::attack::Attack;
+use crate::driver::{Draw, Lab, MemberInput};
 use crate::experiment::{DataConfig, DropoutRates, Experiment, GridPoint};
-use crate::federated::{LocalSettings, Population};
+use crate::federated::Population;
 use crate::partition::partition;
-use crate::secure::{Contributions as SecureContributions, SecureSetup};
 
 /// Salts that keep the random streams of one seed independent.
 const ATTACKER_SALT: u64 = 0xA77A_C4E5;
 const DROPOUT_SALT: u64 = 0xD40_9047;
+const KEYS_SALT: u64 = 0x4E75;
 
 /// Human-readable coordinates of a grid point.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,17 +236,32 @@ pub fn labels(experiment: &Experiment, point: &GridPoint) -> Result<RunLabels, S
     })
 }
 
-/// Everything fixed over one run: the plan, the clients and who attacks.
+/// Everything fixed over one run: the engine's driver, the clients and who
+/// attacks.
 struct Run<'a> {
     experiment: &'a Experiment,
     point: GridPoint,
-    plan: Plan,
+    lab: Lab,
     data: &'a SeedData,
     population: Population,
     is_attacker: Vec<bool>,
-    secure: Option<SecureSetup>,
-    /// The task id the run's cohorts and groups are drawn under.
-    task: [u8; 32],
+    /// Each client's address (the engine's participant id).
+    addresses: Vec<Address>,
+    index_of: BTreeMap<Address, usize>,
+}
+
+/// The clients' keys of a run: deterministic in the seed, so a run is
+/// reproducible.
+fn client_keys(clients: usize, seed: u64) -> Result<(Vec<PrivateKeySigner>, Identity), SimError> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed ^ KEYS_SALT);
+    let signers = (0..clients)
+        .map(|_| {
+            let secret: [u8; 32] = rng.random();
+            PrivateKeySigner::from_bytes(&secret.into())
+                .map_err(|e| SimError::Config(format!("client key: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((signers, Identity::generate(&mut rng)))
 }
 
 fn run_point(
@@ -253,13 +272,6 @@ fn run_point(
     let seed = point.seed;
     let plan = Plan::from_spec(&experiment.task_spec(point.aggregator, point.privacy))
         .map_err(|e| SimError::Config(e.to_string()))?;
-    let settings = LocalSettings {
-        architecture: plan.architecture().clone(),
-        optimizer: plan.optimizer(),
-        schedule: schedule_for(&experiment.training, seed),
-        clip_norm: experiment.clip_norm as f32,
-        max_examples: experiment.training.max_examples,
-    };
     let clients = experiment.clients as usize;
     let shards = partition(
         data.pool
@@ -297,54 +309,73 @@ fn run_point(
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let secure = plan.secagg().map(|_| SecureSetup::new(clients, seed));
+    let (signers, coordinator) = client_keys(clients, seed)?;
+    let addresses: Vec<Address> = signers.iter().map(|s| s.address()).collect();
+    let index_of = addresses.iter().enumerate().map(|(i, a)| (*a, i)).collect();
     let mut task = [0u8; 32];
     task[24..].copy_from_slice(&seed.to_be_bytes());
+    let lab = Lab::new(
+        plan.clone(),
+        U256::from_be_bytes(task),
+        submission_domain(DEFAULT_CHAIN_ID, Address::ZERO),
+        coordinator,
+        signers,
+        seed,
+    )?;
     let run = Run {
         experiment,
         point,
-        population: Population::new(settings, client_data)?,
-        plan,
+        population: Population::new(plan, client_data)?,
+        lab,
         data,
         is_attacker,
-        secure,
-        task,
+        addresses,
+        index_of,
     };
     run.rounds(attackers)
 }
 
-/// What one attempt gave: the cohort and what it contributed.
-struct Collected {
-    cohort: Vec<usize>,
-    contributions: Contributions<usize>,
-}
-
 impl Run<'_> {
+    fn plan(&self) -> &Plan {
+        self.lab.plan()
+    }
+
+    fn index(&self, address: &Address) -> usize {
+        self.index_of[address]
+    }
+
     fn rounds(&self, attackers: usize) -> Result<RunResult, SimError> {
         let experiment = self.experiment;
         let seed = self.point.seed;
         let clients = experiment.clients as usize;
         let attack = &experiment.attacks[self.point.attack];
-        let architecture = self.plan.architecture();
+        let architecture = self.plan().architecture();
         let mut global = Model::new(architecture.layout(), architecture.init_parameters(seed))
             .map_err(|e| SimError::Config(format!("initial model: {e}")))?;
-        let mut state = RoundState::new(&self.plan);
-        let mut stakes = vec![experiment.rewards.stake; clients];
+        let mut state = RoundState::new(self.plan());
+        let mut stakes: BTreeMap<Address, u128> = self
+            .addresses
+            .iter()
+            .map(|&a| (a, experiment.rewards.stake))
+            .collect();
         let mut slashed = vec![false; clients];
         let mut dropout_rng = ChaCha8Rng::seed_from_u64(seed ^ DROPOUT_SALT);
         let mut attack_rng = ChaCha8Rng::seed_from_u64(seed ^ ATTACKER_SALT.rotate_left(17));
         let mut rounds = Vec::with_capacity(experiment.rounds as usize);
         for round in 1..=u64::from(experiment.rounds) {
             // A slashed client's stake is below the minimum: not eligible.
-            let eligible: Vec<usize> = (0..clients)
-                .filter(|&i| stakes[i] >= self.plan.rewards().min_stake)
+            let min_stake = self.plan().rewards().min_stake;
+            let eligible: Vec<Address> = stakes
+                .iter()
+                .filter(|(_, stake)| **stake >= min_stake)
+                .map(|(a, _)| *a)
                 .collect();
             if eligible.is_empty() {
                 break;
             }
-            let root = if self.plan.needs_root_update() {
+            let root = if self.plan().needs_root_update() {
                 Some(root_update(
-                    &self.plan,
+                    self.plan(),
                     global.params(),
                     &self.data.root,
                     round,
@@ -356,35 +387,32 @@ impl Run<'_> {
             // run again under the next attempt number (a new cohort, new
             // groups and new dropouts), up to the engine's limit.
             let mut outcome = None;
-            let mut last_cohort = Vec::new();
+            let mut last_cohort = 0;
             let mut failures = 0;
             for attempt in 0..MAX_ATTEMPTS {
-                let collected = self.collect(
-                    &state,
-                    &global,
-                    &eligible,
-                    (round, attempt),
-                    &mut dropout_rng,
-                    &mut attack_rng,
-                )?;
-                let participants = collected.contributions.participants();
-                let participant_stakes: BTreeMap<usize, u128> =
-                    participants.iter().map(|&i| (i, stakes[i])).collect();
+                let draw = self.lab.draw(&state, &global, &eligible, round, attempt)?;
+                let inputs = self.inputs(&draw, &global, &mut dropout_rng, &mut attack_rng)?;
+                let contributions = self.lab.collect(&draw, &global, &inputs)?.contributions();
+                let participant_stakes: BTreeMap<Address, u128> = contributions
+                    .participants()
+                    .into_iter()
+                    .map(|a| (a, stakes[&a]))
+                    .collect();
                 let settled = settle(
-                    &self.plan,
+                    self.plan(),
                     &state,
                     &self.data.validation,
                     &AttemptInputs {
                         round,
                         attempt,
                         global: &global,
-                        contributions: &collected.contributions,
+                        contributions: &contributions,
                         root_update: root.as_deref(),
                         stakes: &participant_stakes,
                     },
                 );
-                last_cohort = collected.cohort;
-                if let Contributions::Groups { failures: f, .. } = &collected.contributions {
+                last_cohort = draw.cohort.len();
+                if let Contributions::Groups { failures: f, .. } = &contributions {
                     failures += f.len();
                 }
                 match settled {
@@ -401,7 +429,7 @@ impl Run<'_> {
             let Some(settlement) = outcome else {
                 // The coordinator would stop the task here; the lab records
                 // the round as failed (nothing applied or paid) and goes on.
-                let evaluation = evaluate(&self.plan, &self.data.validation, global.params())?;
+                let evaluation = evaluate(self.plan(), &self.data.validation, global.params())?;
                 rounds.push(RoundRecord {
                     round: round as u32,
                     accuracy: evaluation.accuracy,
@@ -409,12 +437,12 @@ impl Run<'_> {
                     backdoor_success: self.backdoor_success(attack, &global)?,
                     accepted: 0,
                     rejected: 0,
-                    dropped: last_cohort.len(),
+                    dropped: last_cohort,
                     aggregator_inputs: 0,
                     failed_groups: failures,
                     rewards_honest: 0,
                     rewards_attackers: 0,
-                    dust: self.plan.rewards().round_budget,
+                    dust: self.plan().rewards().round_budget,
                     slashed_honest: 0,
                     slashed_attackers: 0,
                 });
@@ -424,16 +452,19 @@ impl Run<'_> {
             state = settlement.next;
             global = settlement.model;
             let (mut rewards_honest, mut rewards_attackers) = (0u128, 0u128);
-            for &(i, paid) in &record.payouts {
-                if self.is_attacker[i] {
+            for (address, paid) in &record.payouts {
+                if self.is_attacker[self.index(address)] {
                     rewards_attackers += paid
                 } else {
                     rewards_honest += paid
                 }
             }
             let (mut slashed_honest, mut slashed_attackers) = (0, 0);
-            for &(i, amount) in &record.slashes {
-                stakes[i] = stakes[i].saturating_sub(amount);
+            for (address, amount) in &record.slashes {
+                let i = self.index(address);
+                if let Some(stake) = stakes.get_mut(address) {
+                    *stake = stake.saturating_sub(*amount);
+                }
                 slashed[i] = true;
                 if self.is_attacker[i] {
                     slashed_attackers += 1
@@ -448,7 +479,7 @@ impl Run<'_> {
                 backdoor_success: self.backdoor_success(attack, &global)?,
                 accepted: record.accepted,
                 rejected: record.rejected,
-                dropped: last_cohort.len() - record.payouts.len(),
+                dropped: last_cohort - record.payouts.len(),
                 aggregator_inputs: record.aggregator_inputs,
                 failed_groups: failures,
                 rewards_honest,
@@ -479,15 +510,15 @@ impl Run<'_> {
     /// members may drop.
     fn retry_can_differ(&self, eligible: usize) -> bool {
         let rates = self.experiment.dropouts[self.point.dropouts];
-        eligible > self.plan.cohort_size()
-            || self.plan.secagg().is_some()
+        eligible > self.plan().cohort_size()
+            || self.plan().secagg().is_some()
             || Phase::ALL.iter().any(|&phase| rates.rate(phase) > 0.0)
     }
 
     fn backdoor_success(&self, attack: &Attack, global: &Model) -> Result<Option<f64>, SimError> {
         match attack {
             Attack::Backdoor(backdoor) => Ok(Some(backdoor.success_rate_of_model(
-                self.plan.architecture(),
+                self.plan().architecture(),
                 global.params(),
                 &self.data.validation,
             )?)),
@@ -495,77 +526,50 @@ impl Run<'_> {
         }
     }
 
-    /// One attempt: the engine draws the cohort (and groups), members train
-    /// or craft their updates, drop at their coins, and what reaches the
-    /// coordinator is collected as the attempt would collect it.
-    fn collect(
+    /// What each member of `draw` brings: honest members train from the
+    /// global model, attackers craft their updates (omniscient attacks see
+    /// the honest ones), and each throws its dropout coins.
+    fn inputs(
         &self,
-        state: &RoundState<usize>,
+        draw: &Draw,
         global: &Model,
-        eligible: &[usize],
-        (round, attempt): (u64, u32),
         dropout_rng: &mut ChaCha8Rng,
         attack_rng: &mut ChaCha8Rng,
-    ) -> Result<Collected, SimError> {
+    ) -> Result<BTreeMap<Address, MemberInput>, SimError> {
         let experiment = self.experiment;
-        let clients = experiment.clients as usize;
         let attack = &experiment.attacks[self.point.attack];
-        let drawn = draw_cohort(&self.plan, state, eligible, &self.task, round, attempt);
-        let round_id = RoundId {
-            task_id: self.task,
-            round,
-            attempt,
-        };
-        // Under secure aggregation only clients placed in a group take part.
-        let grouping = match self.plan.secagg() {
-            Some(_) => match group_cohort(&self.plan, &drawn, global, &round_id) {
-                Ok(grouping) => Some(grouping),
-                Err(GroupingError::CohortTooSmall { .. }) => {
-                    return Ok(Collected {
-                        cohort: drawn,
-                        contributions: Contributions::Groups {
-                            sums: Vec::new(),
-                            failures: vec!["too few clients for one group".into()],
-                        },
-                    });
-                }
-                Err(e) => return Err(SimError::Config(format!("grouping: {e}"))),
-            },
-            None => None,
-        };
-        let cohort = match &grouping {
-            None => drawn,
-            Some(grouping) => {
-                let mut members = grouping.groups().concat();
-                members.sort_unstable();
-                members
-            }
-        };
+        let cohort: Vec<usize> = draw.cohort.iter().map(|a| self.index(a)).collect();
         let (honest, adversarial): (Vec<usize>, Vec<usize>) =
             cohort.iter().partition(|&&i| !self.is_attacker[i]);
-        let mut updates: Vec<Option<Vec<f32>>> = vec![None; clients];
-        let mut weights = vec![0u32; clients];
-        let trained: Vec<(usize, crate::federated::ClientUpdate)> = cohort
+        let trained: BTreeMap<usize, (Vec<f32>, u32)> = cohort
             .par_iter()
             .filter(|&&i| !self.is_attacker[i] || attack.trains())
             .map(|&i| {
-                Ok((
+                let local = self.population.local_update(
                     i,
-                    self.population
-                        .local_update(i, global.params(), round, self.point.seed)?,
-                ))
+                    global.params(),
+                    draw.round,
+                    self.point.seed,
+                )?;
+                Ok((i, (local.update, local.weight)))
             })
             .collect::<Result<_, SimError>>()?;
-        for (i, update) in trained {
-            weights[i] = update.weight;
-            updates[i] = Some(update.update);
-        }
+        let mut updates = trained;
         let dim = global.params().len();
         if !adversarial.is_empty() {
-            let honest_matrix = stack(honest.iter().filter_map(|&i| updates[i].as_deref()), dim)?;
+            let honest_matrix = stack(
+                honest
+                    .iter()
+                    .filter_map(|i| updates.get(i).map(|(u, _)| u.as_slice())),
+                dim,
+            )?;
             let own: Vec<Vec<f32>> = adversarial
                 .iter()
-                .map(|&i| updates[i].take().unwrap_or_else(|| vec![0.0; dim]))
+                .map(|i| {
+                    updates
+                        .remove(i)
+                        .map_or_else(|| vec![0.0; dim], |(update, _)| update)
+                })
                 .collect();
             let crafted = attack.craft(
                 own,
@@ -575,55 +579,25 @@ impl Run<'_> {
             )?;
             for (&i, update) in adversarial.iter().zip(crafted) {
                 // Attackers claim as many examples as the cap allows.
-                weights[i] = self.plan.max_weight();
-                updates[i] = Some(update);
+                updates.insert(i, (update, self.plan().max_weight()));
             }
         }
         let rates = experiment.dropouts[self.point.dropouts];
-        let mut drop_from: Vec<Option<Phase>> = vec![None; clients];
-        for &i in &cohort {
-            drop_from[i] = draw_dropout(&rates, grouping.is_some(), dropout_rng);
-        }
-        let contributions = match (&grouping, &self.secure, self.plan.secagg()) {
-            (Some(grouping), Some(setup), Some(secagg)) => {
-                let outcome = setup.aggregate_groups(
-                    secagg,
-                    grouping,
-                    &round_id,
-                    &SecureContributions {
-                        updates: &updates,
-                        weights: &weights,
-                        drop_from: &drop_from,
-                        dimension: dim,
-                    },
-                )?;
-                Contributions::Groups {
-                    sums: outcome.sums,
-                    failures: outcome.failures,
-                }
-            }
-            _ => Contributions::Plain(
-                // Clients that dropped before the upload deliver nothing.
-                cohort
-                    .iter()
-                    .filter(|&&i| drop_from[i].is_none())
-                    .filter_map(|&i| {
-                        let update = updates[i].take()?;
-                        Some((
-                            i,
-                            PlainContribution {
-                                update,
-                                weight: weights[i],
-                            },
-                        ))
-                    })
-                    .collect(),
-            ),
-        };
-        Ok(Collected {
-            cohort,
-            contributions,
-        })
+        let secure = draw.grouping.is_some();
+        cohort
+            .iter()
+            .map(|&i| {
+                let (update, weight) = updates
+                    .remove(&i)
+                    .ok_or_else(|| SimError::Config(format!("client {i} has no update")))?;
+                let input = MemberInput {
+                    update,
+                    weight,
+                    drop_from: draw_dropout(&rates, secure, dropout_rng),
+                };
+                Ok((self.addresses[i], input))
+            })
+            .collect()
     }
 }
 

@@ -14,6 +14,6 @@ pub mod trainer;
 
 pub use data::{DataError, DataSource, Dataset, Schema, SyntheticSpec, synthetic};
 pub use trainer::{
-    Architecture, BackendOptions, CpuTrainer, Evaluation, Optimizer, TrainError, Trainer,
-    architecture_for, build_trainer, optimizer_for, schedule_for,
+    Architecture, BackendOptions, CpuTrainer, Evaluation, LocalUpdate, Optimizer, TrainError,
+    Trainer, architecture_for, build_trainer, local_update, optimizer_for, schedule_for,
 };

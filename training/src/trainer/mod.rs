@@ -16,7 +16,9 @@ mod spec;
 #[cfg(feature = "torch")]
 mod torch;
 
+use fedstake_aggregation::norm::clip_l2;
 use fedstake_aggregation::{Model, ModelError, ModelLayout};
+use fedstake_protocol::spec::TaskSpec;
 use ndarray::{ArrayView1, ArrayView2, Axis};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -271,4 +273,50 @@ pub enum TrainError {
     #[cfg(feature = "torch")]
     #[error("libtorch: {0}")]
     Torch(String),
+}
+
+/// What local training of one round gives.
+#[derive(Debug, Clone)]
+pub struct LocalUpdate {
+    /// `local - global`, clipped to the task's L2 bound.
+    pub update: Vec<f32>,
+    /// The client's example count, capped by the task (at least 1).
+    pub weight: u32,
+    /// What training reported.
+    pub report: TrainReport,
+}
+
+/// One round of local training from `global`, as every client of a task
+/// runs it: the shuffling seed is `seed ^ (round << 32)`; the update
+/// `local - global` goes through `transform` (the identity for an honest
+/// client), then is clipped to the task's bound; the weight is the example
+/// count capped by `training.max_examples`. Deterministic, so anyone holding
+/// the data and the seed can recompute it.
+pub fn local_update(
+    trainer: &mut dyn Trainer,
+    data: &Dataset,
+    global: &[f32],
+    spec: &TaskSpec,
+    (seed, round): (u64, u64),
+    transform: impl FnOnce(&mut [f32]),
+) -> Result<LocalUpdate, TrainError> {
+    trainer.set_parameters(global)?;
+    let report = trainer.train(data, &schedule_for(&spec.training, seed ^ (round << 32)))?;
+    let mut update: Vec<f32> = trainer
+        .parameters()
+        .iter()
+        .zip(global)
+        .map(|(local, g)| local - g)
+        .collect();
+    transform(&mut update);
+    clip_l2(&mut update, spec.update.clip_norm as f32);
+    let weight = u32::try_from(data.len())
+        .unwrap_or(u32::MAX)
+        .min(spec.training.max_examples)
+        .max(1);
+    Ok(LocalUpdate {
+        update,
+        weight,
+        report,
+    })
 }
