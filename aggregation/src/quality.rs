@@ -9,13 +9,10 @@
 //! - **Score**: `trust * verdict weight * nominal weight`, times the
 //!   validation-loss improvement when it was measured; 0 when the aggregator
 //!   rejected the contribution.
-//! - **Reputation**: an exponential moving average of normalized scores
-//!   across rounds, for cohort selection.
 //!
 //! Everything is accumulated in `f64` and deterministic: the same inputs give
 //! bit-identical results whatever the number of threads.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use ndarray::parallel::prelude::*;
@@ -492,81 +489,6 @@ fn first_invalid(
     }
 }
 
-/// Scores divided by the round's best score, so the best contribution gets 1
-/// whatever the cohort size and the scale of the weights; all zeros when no
-/// contribution scored.
-pub fn normalize_scores(scores: &[f64]) -> Vec<f64> {
-    let best = scores.iter().copied().fold(0.0f64, f64::max);
-    if best > 0.0 {
-        scores.iter().map(|s| s / best).collect()
-    } else {
-        vec![0.0; scores.len()]
-    }
-}
-
-/// Each client's exponential moving average of its normalized scores:
-/// `r <- decay * r + (1 - decay) * s` in each round it takes part in; a
-/// client's first round sets `r = s`; absent clients keep theirs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reputation<K> {
-    decay: f64,
-    values: BTreeMap<K, f64>,
-}
-
-impl<K: Ord> Reputation<K> {
-    /// No client known yet; `decay` (the weight of the past) in `[0, 1]`.
-    pub fn new(decay: f64) -> Result<Self, QualityError> {
-        if !(0.0..=1.0).contains(&decay) {
-            return Err(QualityError::InvalidParameter {
-                parameter: "reputation decay",
-                value: decay,
-                expected: "in [0, 1]",
-            });
-        }
-        Ok(Self {
-            decay,
-            values: BTreeMap::new(),
-        })
-    }
-
-    /// The weight of the past.
-    pub fn decay(&self) -> f64 {
-        self.decay
-    }
-
-    /// Folds in one round's normalized scores (each in `[0, 1]`, see
-    /// [`normalize_scores`]). All or nothing: an invalid score changes
-    /// nothing.
-    pub fn update(
-        &mut self,
-        round: impl IntoIterator<Item = (K, f64)>,
-    ) -> Result<(), QualityError> {
-        let round: Vec<(K, f64)> = round.into_iter().collect();
-        let scores = round.iter().map(|&(_, s)| s);
-        first_invalid("normalized score", scores, "in [0, 1]", |s| {
-            (0.0..=1.0).contains(&s)
-        })?;
-        let decay = self.decay;
-        for (client, score) in round {
-            self.values
-                .entry(client)
-                .and_modify(|r| *r = decay * *r + (1.0 - decay) * score)
-                .or_insert(score);
-        }
-        Ok(())
-    }
-
-    /// A client's reputation, if it ever took part.
-    pub fn get(&self, client: &K) -> Option<f64> {
-        self.values.get(client).copied()
-    }
-
-    /// Every known client with its reputation, in client order.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, f64)> {
-        self.values.iter().map(|(client, &r)| (client, r))
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -837,26 +759,5 @@ mod tests {
             ..round
         };
         assert!(nan_gain.score(&detector).is_err());
-    }
-
-    #[test]
-    fn reputation_is_an_ema_and_absent_clients_keep_theirs() {
-        assert_eq!(normalize_scores(&[2.0, 1.0, 0.0]), vec![1.0, 0.5, 0.0]);
-        assert_eq!(normalize_scores(&[0.0, 0.0]), vec![0.0, 0.0]);
-
-        let mut reputation = Reputation::new(0.75).unwrap();
-        reputation.update([("a", 1.0), ("b", 0.0)]).unwrap();
-        reputation.update([("a", 0.0), ("c", 0.5)]).unwrap();
-        assert_eq!(reputation.get(&"a"), Some(0.75));
-        assert_eq!(reputation.get(&"b"), Some(0.0));
-        assert_eq!(reputation.get(&"c"), Some(0.5));
-        assert_eq!(reputation.get(&"d"), None);
-
-        let before = reputation.clone();
-        assert!(reputation.update([("a", 0.5), ("b", 1.5)]).is_err());
-        assert!(reputation.update([("a", f64::NAN)]).is_err());
-        assert_eq!(reputation, before);
-        assert!(Reputation::<u32>::new(1.5).is_err());
-        assert!(Reputation::<u32>::new(f64::NAN).is_err());
     }
 }

@@ -1,0 +1,561 @@
+//! The round engine on its own: plans, attempts fed messages and time,
+//! settlement and replay — no sockets, no chain, no clock.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, U256, keccak256};
+use alloy_signer_local::PrivateKeySigner;
+use fedstake_aggregation::Model;
+use fedstake_protocol::spec::{Phase as SpecPhase, TaskSpec};
+use fedstake_protocol::wire::ClientMessage;
+use fedstake_protocol::{Submission, submission_domain};
+use fedstake_round::{
+    Attempt, AttemptId, AttemptInputs, Contributions, PlainContribution, Plan, PlanError,
+    RefusalKind, RoundState, SettleError, draw_cohort, group_cohort, settle,
+};
+use fedstake_secure_agg::client::ClientSession;
+use fedstake_secure_agg::grouping::RoundId;
+use fedstake_secure_agg::identity::Identity;
+use fedstake_secure_agg::quantize::quantize;
+use fedstake_secure_agg::server::ServerSession;
+use fedstake_training::data::{Dataset, SyntheticSpec, synthetic};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const TASK: &str = r#"
+name = "engine"
+rounds = 3
+
+[model]
+kind = "logreg"
+
+[data]
+features = 4
+classes = 3
+
+[cohort]
+size = 6
+min = 4
+
+[training]
+epochs = 1
+batch_size = 8
+learning_rate = 0.1
+max_examples = 50
+
+[training.optimizer]
+kind = "sgd"
+
+[update]
+clip_norm = 2.0
+fractional_bits = 16
+
+[privacy]
+mode = "plain"
+
+[aggregation]
+rule = "median"
+
+[rewards]
+pool = 1000000
+round_budget = 1000
+min_stake = 10
+
+[slashing]
+window = 3
+min_flags = 2
+fraction = 0.5
+"#;
+
+fn spec(edit: impl FnOnce(String) -> String) -> TaskSpec {
+    TaskSpec::from_toml_str(&edit(TASK.to_string())).unwrap()
+}
+
+fn plan() -> Plan {
+    Plan::from_spec(&spec(|t| t)).unwrap()
+}
+
+fn validation() -> Dataset {
+    synthetic(&SyntheticSpec {
+        classes: 3,
+        dim: 4,
+        examples: 120,
+        separation: 3.0,
+        noise: 1.0,
+        seed: 3,
+    })
+    .unwrap()
+}
+
+fn initial_model(plan: &Plan) -> Model {
+    let architecture = plan.architecture();
+    Model::new(architecture.layout(), architecture.init_parameters(1)).unwrap()
+}
+
+fn signers(n: usize) -> Vec<PrivateKeySigner> {
+    let mut signers: Vec<PrivateKeySigner> = (1..=n as u8)
+        .map(|i| PrivateKeySigner::from_bytes(&[i; 32].into()).unwrap())
+        .collect();
+    signers.sort_by_key(|s| s.address());
+    signers
+}
+
+fn id(round: u64, attempt: u32, dimension: usize) -> AttemptId {
+    AttemptId {
+        task_id: U256::from(9),
+        round,
+        attempt,
+        domain: submission_domain(1, Address::ZERO),
+        dimension,
+    }
+}
+
+fn plain_update(
+    signer: &PrivateKeySigner,
+    id: &AttemptId,
+    update: &[f32],
+    weight: u32,
+) -> ClientMessage {
+    let bytes: Vec<u8> = update.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let signature = Submission::new(id.task_id, id.round, id.attempt, keccak256(&bytes))
+        .sign(signer, &id.domain)
+        .unwrap();
+    ClientMessage::PlainUpdate {
+        round: id.round,
+        attempt: id.attempt,
+        weight,
+        update: bytes,
+        signature: signature.as_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn a_plan_refuses_specs_no_coordinator_could_run() {
+    let geometric = spec(|t| {
+        t.replace(
+            "rule = \"median\"",
+            "rule = \"geometric-median\"\nsmoothing = 0.0",
+        )
+    });
+    let error = Plan::from_spec(&geometric).unwrap_err();
+    assert!(matches!(error, PlanError::Aggregation(_)), "{error}");
+    assert!(error.to_string().contains("smoothing"), "{error}");
+
+    let mut unpaid = spec(|t| t);
+    unpaid.rewards = None;
+    unpaid.slashing = None;
+    assert!(matches!(
+        Plan::from_spec(&unpaid).unwrap_err(),
+        PlanError::NoRewards
+    ));
+
+    // The secure-aggregation topology is the spec's threshold on the
+    // complete graph, the same for the coordinator, the client and the lab.
+    let secagg = spec(|t| {
+        t.replace(
+            "mode = \"plain\"",
+            "mode = \"secagg\"\ngroup_size = 4\nthreshold = 2",
+        )
+    });
+    let plan = Plan::from_spec(&secagg).unwrap();
+    let topology = &plan.secagg().unwrap().topology;
+    assert_eq!((topology.threshold(), topology.graph().degree()), (2, 3));
+}
+
+#[test]
+fn a_plain_attempt_takes_each_members_signed_update_once_and_refuses_the_rest() {
+    let plan = plan();
+    let dimension = plan.architecture().num_params();
+    let members = signers(4);
+    let cohort: Vec<Address> = members[..3].iter().map(|s| s.address()).collect();
+    let start = Instant::now();
+    let id = id(1, 0, dimension);
+    let mut attempt = Attempt::plain(&plan, id.clone(), &cohort, start);
+    let update = vec![0.01; dimension];
+
+    attempt
+        .handle_message(
+            start,
+            cohort[0],
+            plain_update(&members[0], &id, &update, 10),
+        )
+        .unwrap();
+    let refusal = |attempt: &mut Attempt<Address>, from: Address, message| {
+        attempt
+            .handle_message(start, from, message)
+            .unwrap_err()
+            .kind
+    };
+    // The same member again: not waited for any more.
+    let again = plain_update(&members[0], &id, &update, 10);
+    assert_eq!(
+        refusal(&mut attempt, cohort[0], again),
+        RefusalKind::Unexpected
+    );
+    // An update signed for another attempt.
+    let stale = plain_update(
+        &members[1],
+        &AttemptId {
+            attempt: 1,
+            ..id.clone()
+        },
+        &update,
+        10,
+    );
+    assert_eq!(
+        refusal(&mut attempt, cohort[1], stale),
+        RefusalKind::Replayed
+    );
+    // Signed by someone else.
+    let forged = plain_update(&members[3], &id, &update, 10);
+    assert_eq!(
+        refusal(&mut attempt, cohort[1], forged),
+        RefusalKind::BadSignature
+    );
+    // A weight over the task's cap, or a vector of the wrong length.
+    let heavy = plain_update(&members[1], &id, &update, 51);
+    assert_eq!(
+        refusal(&mut attempt, cohort[1], heavy),
+        RefusalKind::Malformed
+    );
+    let short = plain_update(&members[1], &id, &update[1..], 10);
+    assert_eq!(
+        refusal(&mut attempt, cohort[1], short),
+        RefusalKind::Malformed
+    );
+    // Not in the cohort.
+    let outsider = plain_update(&members[3], &id, &update, 10);
+    let outsider_address = members[3].address();
+    assert_eq!(
+        refusal(&mut attempt, outsider_address, outsider),
+        RefusalKind::Unexpected
+    );
+
+    attempt
+        .handle_message(
+            start,
+            cohort[1],
+            plain_update(&members[1], &id, &update, 20),
+        )
+        .unwrap();
+    assert!(!attempt.is_complete());
+    // Member 2 never answers: the attempt waits until its deadline.
+    let deadline = attempt.poll_timeout().unwrap();
+    assert_eq!(
+        deadline,
+        start + plan.deadline(SpecPhase::Train) + plan.deadline(SpecPhase::MaskedInput)
+    );
+    attempt.handle_timeout(deadline - Duration::from_millis(1));
+    assert!(!attempt.is_complete());
+    attempt.handle_timeout(deadline);
+    assert!(attempt.is_complete() && attempt.poll_timeout().is_none());
+
+    let Contributions::Plain(updates) = attempt.contributions() else {
+        panic!("a plain attempt collects plain updates");
+    };
+    assert_eq!(updates.keys().copied().collect::<Vec<_>>(), cohort[..2]);
+    assert_eq!(updates[&cohort[1]].weight, 20);
+    assert_eq!(
+        attempt.submissions().keys().copied().collect::<Vec<_>>(),
+        cohort[..2]
+    );
+}
+
+#[test]
+fn a_secagg_attempt_fed_in_memory_gives_the_exact_sum_of_its_survivors() {
+    let plan = Plan::from_spec(&spec(|t| {
+        t.replace(
+            "mode = \"plain\"",
+            "mode = \"secagg\"\ngroup_size = 4\nthreshold = 2",
+        )
+    }))
+    .unwrap();
+    let secagg = plan.secagg().unwrap().clone();
+    let dimension = plan.architecture().num_params();
+    let global = initial_model(&plan);
+    let members = signers(4);
+    let cohort: Vec<Address> = members.iter().map(|s| s.address()).collect();
+    let round = RoundId {
+        task_id: U256::from(9).to_be_bytes(),
+        round: 1,
+        attempt: 0,
+    };
+    let grouping = group_cohort(&plan, &cohort, &global, &round).unwrap();
+    let server = Identity::from_secret_bytes(&[42; 32]).unwrap();
+    let config = grouping
+        .session_config(
+            0,
+            &round,
+            &secagg.topology,
+            dimension + 1,
+            server.address(),
+            |a| a.0.0,
+        )
+        .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let mut sessions = BTreeMap::new();
+    let mut inputs = BTreeMap::new();
+    for (index, address) in grouping.groups()[0].iter().enumerate() {
+        let signer = members.iter().find(|s| s.address() == *address).unwrap();
+        let update = vec![0.1 * (index as f32 + 1.0); dimension];
+        let input = quantize(&update, 10, &secagg.quantization, &mut rng).unwrap();
+        let identity = Identity::from_secret_bytes(&signer.to_bytes().0).unwrap();
+        let session = ClientSession::new(
+            config.clone(),
+            index as u32,
+            identity,
+            input.clone(),
+            &mut rng,
+        )
+        .unwrap();
+        sessions.insert(*address, session);
+        inputs.insert(*address, input);
+    }
+    let start = Instant::now();
+    let session = ServerSession::new(config, server).unwrap();
+    let mut attempt = Attempt::secagg(
+        &plan,
+        id(1, 0, dimension),
+        vec![(grouping.groups()[0].clone(), session)],
+        start,
+    );
+    // The last member goes silent after sharing its keys: it never sends
+    // its masked input, so the sum is the other three's.
+    let silent = grouping.groups()[0][3];
+    let send = |attempt: &mut Attempt<Address>, from: Address, message: Vec<u8>| {
+        attempt
+            .handle_message(start, from, ClientMessage::SecAgg { message })
+            .unwrap();
+    };
+    for (address, session) in &mut sessions {
+        send(
+            &mut attempt,
+            *address,
+            session.advertise_keys().unwrap().to_bytes().unwrap(),
+        );
+    }
+    while !attempt.is_complete() {
+        let mut delivered = false;
+        while let Some((to, message)) = attempt.poll_transmit() {
+            delivered = true;
+            let reply = sessions
+                .get_mut(&to)
+                .unwrap()
+                .handle(&message, &mut rng)
+                .unwrap();
+            let masked = reply.kind() == fedstake_secure_agg::messages::MessageKind::MaskedInput;
+            if to == silent && masked {
+                continue;
+            }
+            send(&mut attempt, to, reply.to_bytes().unwrap());
+        }
+        if !delivered {
+            attempt.handle_timeout(attempt.poll_timeout().unwrap());
+        }
+    }
+    // Each closed phase was reported for the metrics.
+    let mut closed = Vec::new();
+    while let Some(phase) = attempt.poll_closed_phase() {
+        closed.push(phase.phase);
+    }
+    assert_eq!(closed.len(), 5, "{closed:?}");
+    let Contributions::Groups { sums, failures } = attempt.contributions() else {
+        panic!("a secagg attempt collects group sums");
+    };
+    assert!(failures.is_empty(), "{failures:?}");
+    let survivors: Vec<Address> = grouping.groups()[0][..3].to_vec();
+    assert_eq!(sums[0].members, survivors);
+    assert_eq!(sums[0].weight, 30.0);
+    // The mean of the survivors' quantized inputs, exactly.
+    let expected: Vec<u32> = (0..=dimension)
+        .map(|j| {
+            survivors
+                .iter()
+                .fold(0u32, |sum, a| sum.wrapping_add(inputs[a][j]))
+        })
+        .collect();
+    let mean =
+        fedstake_secure_agg::quantize::weighted_mean(&expected, &secagg.quantization).unwrap();
+    assert_eq!(sums[0].mean, mean);
+}
+
+/// Six plain updates of round `round`: four that roughly agree (each with
+/// its own noise, as honest clients' data differ), a flipped one and a tiny
+/// one.
+fn contributions(cohort: &[Address], dimension: usize, round: u64) -> Contributions<Address> {
+    let shift = round as f32 * 0.01;
+    Contributions::Plain(
+        cohort
+            .iter()
+            .enumerate()
+            .map(|(i, address)| {
+                let value = match i {
+                    0 => -0.5,
+                    5 => 0.001,
+                    _ => 0.1 + shift,
+                };
+                let update = (0..dimension)
+                    .map(|j| {
+                        // Each honest client's own deviation, a hash of (i, j).
+                        let hash = (i as u64 * 2_654_435_761 + j as u64 * 40_503) % 1000;
+                        let noise = (hash as f32 / 1000.0 - 0.5) * 0.1 * value.abs() * 10.0;
+                        value * if j % 2 == 0 { 1.0 } else { 0.5 } + noise
+                    })
+                    .collect();
+                (*address, PlainContribution { update, weight: 40 })
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn settlement_pays_the_budget_and_a_replayed_state_settles_the_next_round_identically() {
+    let plan = plan();
+    let validation = validation();
+    let dimension = plan.architecture().num_params();
+    let cohort: Vec<Address> = signers(6).iter().map(|s| s.address()).collect();
+    let stakes: BTreeMap<Address, u128> = cohort.iter().map(|a| (*a, 20)).collect();
+    let mut global = initial_model(&plan);
+    let mut state = RoundState::new(&plan);
+    let mut records = Vec::new();
+    let mut models = vec![global.clone()];
+    for round in 1..=2 {
+        let collected = contributions(&cohort, dimension, round);
+        let settlement = settle(
+            &plan,
+            &state,
+            &validation,
+            &AttemptInputs {
+                round,
+                attempt: 0,
+                global: &global,
+                contributions: &collected,
+                root_update: None,
+                stakes: &stakes,
+            },
+        )
+        .unwrap();
+        let record = &settlement.record;
+        assert_eq!(record.total() + record.dust, plan.rewards().round_budget);
+        // The flipped update earns nothing.
+        assert_eq!(record.payout_of(&cohort[0]), 0);
+        assert!(record.payout_of(&cohort[2]) > 0);
+        state = settlement.next;
+        global = settlement.model;
+        models.push(global.clone());
+        records.push(settlement.record);
+    }
+    // Flagged in both rounds (2 of 3): the flipped client is slashed half
+    // of its stake in round 2.
+    assert_eq!(records[1].slashes, vec![(cohort[0], 10)]);
+    assert_eq!(
+        state.cumulative(&cohort[2]),
+        records.iter().map(|r| r.payout_of(&cohort[2])).sum()
+    );
+
+    // A restarted coordinator rebuilds the state from the stored records
+    // and settles round 3 exactly as the uninterrupted one.
+    let mut replayed = RoundState::new(&plan);
+    for (r, record) in records.iter().enumerate() {
+        let aggregate: Vec<f32> = models[r + 1]
+            .params()
+            .iter()
+            .zip(models[r].params())
+            .map(|(n, g)| n - g)
+            .collect();
+        replayed.replay(&plan, record, aggregate).unwrap();
+    }
+    let third = contributions(&cohort, dimension, 3);
+    let settle_third = |state: &RoundState<Address>| {
+        settle(
+            &plan,
+            state,
+            &validation,
+            &AttemptInputs {
+                round: 3,
+                attempt: 0,
+                global: &global,
+                contributions: &third,
+                root_update: None,
+                stakes: &stakes,
+            },
+        )
+        .unwrap()
+        .record
+    };
+    assert_eq!(settle_third(&replayed), settle_third(&state));
+    assert_eq!(
+        replayed.reputation(&cohort[3]),
+        state.reputation(&cohort[3])
+    );
+}
+
+#[test]
+fn an_attempt_that_gave_nothing_usable_is_an_error_not_a_round() {
+    let plan = plan();
+    let validation = validation();
+    let global = initial_model(&plan);
+    let state = RoundState::new(&plan);
+    let stakes = BTreeMap::new();
+    let attempt = |contributions: &Contributions<Address>| {
+        settle(
+            &plan,
+            &state,
+            &validation,
+            &AttemptInputs {
+                round: 1,
+                attempt: 0,
+                global: &global,
+                contributions,
+                root_update: None,
+                stakes: &stakes,
+            },
+        )
+        .map(|_| ())
+        .unwrap_err()
+    };
+    assert!(matches!(
+        attempt(&Contributions::Plain(BTreeMap::new())),
+        SettleError::NoUpdates
+    ));
+    let dimension = plan.architecture().num_params();
+    let huge = Contributions::Plain(
+        [(
+            Address::repeat_byte(1),
+            PlainContribution {
+                update: vec![10.0; dimension],
+                weight: 1,
+            },
+        )]
+        .into(),
+    );
+    assert!(matches!(attempt(&huge), SettleError::AllOverBound));
+    let failed = Contributions::Groups {
+        sums: Vec::new(),
+        failures: vec!["group 0: too few survivors".into()],
+    };
+    let error = attempt(&failed);
+    assert!(error.to_string().contains("too few survivors"), "{error}");
+}
+
+#[test]
+fn the_cohort_draw_is_a_function_of_public_data_only() {
+    let plan = plan();
+    let state = RoundState::new(&plan);
+    let eligible: Vec<Address> = (1..=10u8).map(Address::repeat_byte).collect();
+    let mut shuffled = eligible.clone();
+    shuffled.reverse();
+    let task = [7; 32];
+    let first = draw_cohort(&plan, &state, &eligible, &task, 1, 0);
+    assert_eq!(first.len(), plan.cohort_size());
+    assert!(first.windows(2).all(|w| w[0] < w[1]));
+    // The order the driver lists the eligible clients in does not matter.
+    assert_eq!(draw_cohort(&plan, &state, &shuffled, &task, 1, 0), first);
+    // Another attempt draws again.
+    let others: Vec<_> = (1..5)
+        .map(|attempt| draw_cohort(&plan, &state, &eligible, &task, 1, attempt))
+        .collect();
+    assert!(others.iter().any(|c| *c != first));
+}
