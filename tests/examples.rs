@@ -58,12 +58,7 @@ async fn every_example_task_validate_accepts_starts_a_coordinator() {
             ..net.config(false, 10)
         };
         let started = Coordinator::start(config, std::sync::Arc::clone(&net.ledger)).await;
-        assert!(
-            started.is_ok(),
-            "{}: {:?}",
-            path.display(),
-            started.err()
-        );
+        assert!(started.is_ok(), "{}: {:?}", path.display(), started.err());
     }
 }
 

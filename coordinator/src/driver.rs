@@ -35,7 +35,6 @@ use fedstake_round::{
 };
 use fedstake_secure_agg::grouping::RoundId;
 use fedstake_secure_agg::identity::Identity;
-use fedstake_secure_agg::server::ServerSession;
 use fedstake_training::data::Dataset;
 use futures::{StreamExt, TryStreamExt, stream};
 use tokio::sync::mpsc;
@@ -272,7 +271,7 @@ impl<C: Chain + 'static> Driver<C> {
                 }
                 Attempt::plain(&self.plan, id, &cohort, started.into_std())
             }
-            Some(secagg) => {
+            Some(_) => {
                 let round_id = RoundId {
                     task_id: task,
                     round,
@@ -281,29 +280,18 @@ impl<C: Chain + 'static> Driver<C> {
                 let grouping = match group_cohort(&self.plan, &cohort, &self.global, &round_id) {
                     Ok(grouping) => grouping,
                     Err(error) => {
-                        let reason = format!("grouping: {error}");
-                        self.store.end_attempt(
-                            round,
-                            attempt,
-                            &AttemptOutcome::Abandoned(reason.clone()),
-                        )?;
-                        return Ok(AttemptEnd::Failed(reason));
+                        return self.abandon(round, attempt, format!("grouping: {error}"));
                     }
                 };
-                let mut groups = Vec::new();
+                let engine = Attempt::secagg(
+                    &self.plan,
+                    id,
+                    &grouping,
+                    &self.identity,
+                    started.into_std(),
+                )
+                .map_err(|e| CoordinatorError::Internal(format!("secagg attempt: {e}")))?;
                 for (group, members) in grouping.groups().iter().enumerate() {
-                    let config = grouping
-                        .session_config(
-                            group,
-                            &round_id,
-                            &secagg.topology,
-                            id.dimension + 1,
-                            self.identity.address(),
-                            |address| address.0.0,
-                        )
-                        .map_err(|e| CoordinatorError::Internal(format!("group config: {e}")))?;
-                    let session = ServerSession::new(config, self.identity.clone())
-                        .map_err(|e| CoordinatorError::Internal(format!("server session: {e}")))?;
                     let addresses: Vec<[u8; 20]> = members.iter().map(|a| a.into_array()).collect();
                     for (index, address) in members.iter().enumerate() {
                         announce(
@@ -315,9 +303,8 @@ impl<C: Chain + 'static> Driver<C> {
                             },
                         );
                     }
-                    groups.push((members.clone(), session));
                 }
-                Attempt::secagg(&self.plan, id, groups, started.into_std())
+                engine
             }
         };
         info!(round, attempt, cohort = cohort.len(), "attempt announced");
@@ -354,15 +341,7 @@ impl<C: Chain + 'static> Driver<C> {
             next,
         } = match outcome {
             Ok(settlement) => settlement,
-            Err(error) => {
-                let reason = error.to_string();
-                self.store.end_attempt(
-                    round,
-                    attempt,
-                    &AttemptOutcome::Abandoned(reason.clone()),
-                )?;
-                return Ok(AttemptEnd::Failed(reason));
-            }
+            Err(error) => return self.abandon(round, attempt, error.to_string()),
         };
         for (address, submission) in engine.submissions() {
             self.store.put_submission(round, *address, submission)?;
@@ -409,6 +388,18 @@ impl<C: Chain + 'static> Driver<C> {
             "round settled"
         );
         Ok(AttemptEnd::Settled(Box::new(stored)))
+    }
+
+    /// Records that the attempt gave nothing usable; the round runs again.
+    fn abandon(
+        &self,
+        round: u64,
+        attempt: u32,
+        reason: String,
+    ) -> Result<AttemptEnd, CoordinatorError> {
+        self.store
+            .end_attempt(round, attempt, &AttemptOutcome::Abandoned(reason.clone()))?;
+        Ok(AttemptEnd::Failed(reason))
     }
 
     /// Moves messages and time into the attempt, and its messages out, until

@@ -3,6 +3,7 @@
 //! for the same leaves.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+#[path = "../../ledger/tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

@@ -27,10 +27,12 @@ use fedstake_protocol::Submission;
 use fedstake_protocol::spec::Phase as SpecPhase;
 use fedstake_protocol::wire::ClientMessage;
 use fedstake_rewards::settle::GroupSum;
+use fedstake_secure_agg::grouping::{Grouping, GroupingError, RoundId};
+use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::messages::{MessageKind, SignedMessage};
 use fedstake_secure_agg::quantize::weighted_mean;
-use fedstake_secure_agg::server::{PhaseOutcome, ServerSession};
-use fedstake_secure_agg::session::Phase;
+use fedstake_secure_agg::server::{PhaseOutcome, ServerError, ServerSession};
+use fedstake_secure_agg::session::{Phase, SessionConfig};
 
 use crate::Plan;
 use crate::settle::{Contributions, PlainContribution};
@@ -46,6 +48,20 @@ impl Participant for Address {
     fn address(&self) -> Address {
         *self
     }
+}
+
+/// Why an attempt could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The task's plan has no secure aggregation.
+    #[error("a secagg attempt in a plain task")]
+    NotSecagg,
+    /// A group's configuration could not be built.
+    #[error("grouping: {0}")]
+    Grouping(#[from] GroupingError),
+    /// A group's server session refused its configuration.
+    #[error("server session: {0}")]
+    Server(#[from] ServerError),
 }
 
 /// A client's EIP-712 signature over what it submitted in an attempt: the
@@ -199,14 +215,36 @@ impl<P: Participant> Attempt<P> {
         )
     }
 
-    /// A secagg attempt of `groups` (members by client index and the
-    /// group's server session); the first phase also covers training.
+    /// A secagg attempt of `grouping`, one server session per group held by
+    /// `coordinator`; the first phase also covers training.
     pub fn secagg(
         plan: &Plan,
         id: AttemptId,
-        groups: Vec<(Vec<P>, ServerSession)>,
+        grouping: &Grouping<P>,
+        coordinator: &Identity,
         now: Instant,
-    ) -> Self {
+    ) -> Result<Self, StartError> {
+        let secagg = plan.secagg().ok_or(StartError::NotSecagg)?;
+        let round = RoundId {
+            task_id: id.task_id.to_be_bytes(),
+            round: id.round,
+            attempt: id.attempt,
+        };
+        let mut groups = Vec::with_capacity(grouping.groups().len());
+        for (group, members) in grouping.groups().iter().enumerate() {
+            let config = grouping.session_config(
+                group,
+                &round,
+                &secagg.topology,
+                id.dimension + 1,
+                coordinator.address(),
+                |member| member.address().into_array(),
+            )?;
+            groups.push((
+                members.clone(),
+                ServerSession::new(config, coordinator.clone())?,
+            ));
+        }
         let first = plan.deadline(SpecPhase::Train) + plan.deadline(SpecPhase::AdvertiseKeys);
         let mut seats = BTreeMap::new();
         let groups = groups
@@ -229,7 +267,16 @@ impl<P: Participant> Attempt<P> {
                 }
             })
             .collect();
-        Self::with(plan, id, Collection::Secagg { groups, seats })
+        Ok(Self::with(plan, id, Collection::Secagg { groups, seats }))
+    }
+
+    /// The session configuration of group `group` (secagg), what its
+    /// members' client sessions are built with.
+    pub fn session_config(&self, group: usize) -> Option<&SessionConfig> {
+        match &self.collection {
+            Collection::Plain { .. } => None,
+            Collection::Secagg { groups, .. } => groups.get(group).map(|g| g.session.config()),
+        }
     }
 
     fn with(plan: &Plan, id: AttemptId, collection: Collection<P>) -> Self {

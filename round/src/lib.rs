@@ -25,6 +25,7 @@ mod state;
 
 pub use attempt::{
     Attempt, AttemptId, ClosedPhase, Participant, RefusalKind, Refused, SignedSubmission,
+    StartError,
 };
 pub use cohort::{draw_cohort, group_cohort, grouping_seed};
 pub use plan::{

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use fedstake_aggregation::norm::{clip_l2, l2_norm};
+use fedstake_aggregation::norm::l2_norm;
 use fedstake_aggregation::{Aggregate, AggregationError, Model, ModelError, RoundContext};
 use fedstake_protocol::spec::Reference;
 use fedstake_rewards::PolicyError;
@@ -21,7 +21,7 @@ use fedstake_rewards::settle::{
 };
 use fedstake_rewards::slashing::NORM_BOUND_TOLERANCE;
 use fedstake_training::data::Dataset;
-use fedstake_training::trainer::{CpuTrainer, Evaluation, TrainError, Trainer, schedule_for};
+use fedstake_training::trainer::{CpuTrainer, Evaluation, TrainError, Trainer, local_update};
 use ndarray::{Array2, ArrayView1};
 
 use crate::Plan;
@@ -148,9 +148,10 @@ pub fn evaluate(
 }
 
 /// The sponsor's root update of `round`: one round of local training on its
-/// clean `root` data from the global model, clipped to the task's bound
-/// (FLTrust, `scoring.reference = "root"`). Deterministic, so anyone holding
-/// the root data can recompute it.
+/// clean `root` data from the global model, as a client trains
+/// ([`local_update`], clipped to the task's bound; FLTrust,
+/// `scoring.reference = "root"`). Deterministic, so anyone holding the root
+/// data can recompute it.
 pub fn root_update(
     plan: &Plan,
     global: &[f32],
@@ -163,18 +164,15 @@ pub fn root_update(
         plan.optimizer(),
         global.to_vec(),
     )?;
-    trainer.train(
+    let local = local_update(
+        &mut trainer,
         root,
-        &schedule_for(&plan.spec().training, ROOT_SALT ^ (round << 32)),
+        global,
+        plan.spec(),
+        (ROOT_SALT, round),
+        |_| {},
     )?;
-    let mut update: Vec<f32> = trainer
-        .parameters()
-        .iter()
-        .zip(global)
-        .map(|(local, g)| local - g)
-        .collect();
-    clip_l2(&mut update, plan.spec().update.clip_norm as f32);
-    Ok(update)
+    Ok(local.update)
 }
 
 /// Settles an attempt: aggregates, scores, pays and slashes (see the module

@@ -19,7 +19,6 @@ use fedstake_secure_agg::client::ClientSession;
 use fedstake_secure_agg::grouping::RoundId;
 use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::quantize::quantize;
-use fedstake_secure_agg::server::ServerSession;
 use fedstake_training::data::{Dataset, SyntheticSpec, synthetic};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -284,16 +283,10 @@ fn a_secagg_attempt_fed_in_memory_gives_the_exact_sum_of_its_survivors() {
     };
     let grouping = group_cohort(&plan, &cohort, &global, &round).unwrap();
     let server = Identity::from_secret_bytes(&[42; 32]).unwrap();
-    let config = grouping
-        .session_config(
-            0,
-            &round,
-            &secagg.topology,
-            dimension + 1,
-            server.address(),
-            |a| a.0.0,
-        )
-        .unwrap();
+    let start = Instant::now();
+    let mut attempt =
+        Attempt::secagg(&plan, id(1, 0, dimension), &grouping, &server, start).unwrap();
+    let config = attempt.session_config(0).unwrap().clone();
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let mut sessions = BTreeMap::new();
     let mut inputs = BTreeMap::new();
@@ -313,14 +306,6 @@ fn a_secagg_attempt_fed_in_memory_gives_the_exact_sum_of_its_survivors() {
         sessions.insert(*address, session);
         inputs.insert(*address, input);
     }
-    let start = Instant::now();
-    let session = ServerSession::new(config, server).unwrap();
-    let mut attempt = Attempt::secagg(
-        &plan,
-        id(1, 0, dimension),
-        vec![(grouping.groups()[0].clone(), session)],
-        start,
-    );
     // The last member goes silent after sharing its keys: it never sends
     // its masked input, so the sum is the other three's.
     let silent = grouping.groups()[0][3];

@@ -26,7 +26,6 @@ use fedstake_secure_agg::client::ClientSession;
 use fedstake_secure_agg::grouping::{Grouping, GroupingError, RoundId};
 use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::quantize::{quantize, rounding_rng};
-use fedstake_secure_agg::server::ServerSession;
 use fedstake_secure_agg::session::Phase;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -195,23 +194,17 @@ impl Lab {
         let now = Instant::now();
         match (&draw.grouping, self.plan.secagg()) {
             (Some(grouping), Some(secagg)) => {
-                let round_id = self.round_id(draw.round, draw.attempt);
                 let mut rng = ChaCha20Rng::seed_from_u64(
                     self.seed ^ (draw.round << 20) ^ u64::from(draw.attempt),
                 );
-                let mut groups = Vec::new();
+                let mut attempt = Attempt::secagg(&self.plan, id, grouping, &self.coordinator, now)
+                    .map_err(|e| SimError::Config(format!("secagg attempt: {e}")))?;
                 let mut sessions = BTreeMap::new();
                 for (group, members) in grouping.groups().iter().enumerate() {
-                    let config = grouping
-                        .session_config(
-                            group,
-                            &round_id,
-                            &secagg.topology,
-                            id.dimension + 1,
-                            self.coordinator.address(),
-                            |address| address.0.0,
-                        )
-                        .map_err(|e| SimError::Config(format!("grouping: {e}")))?;
+                    let config = attempt
+                        .session_config(group)
+                        .ok_or_else(|| SimError::Config(format!("no group {group}")))?
+                        .clone();
                     for (index, member) in members.iter().enumerate() {
                         let keys = self.keys(member)?;
                         let member_input = input(member)?;
@@ -234,11 +227,7 @@ impl Lab {
                         .map_err(|e| SimError::Config(format!("client session: {e}")))?;
                         sessions.insert(*member, session);
                     }
-                    let server = ServerSession::new(config, self.coordinator.clone())
-                        .map_err(|e| SimError::Config(format!("server session: {e}")))?;
-                    groups.push((members.clone(), server));
                 }
-                let mut attempt = Attempt::secagg(&self.plan, id, groups, now);
                 run_secagg(&mut attempt, sessions, inputs, &mut rng, now)?;
                 Ok(attempt)
             }

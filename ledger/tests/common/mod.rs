@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-/// `contracts/`, beside this crate.
+/// `contracts/`, beside this crate (shared with the rewards crate's tests).
 pub fn contracts_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts")
 }
