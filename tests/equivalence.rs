@@ -113,10 +113,7 @@ fn simulated(net: &Net) -> Vec<SettledRound<Address>> {
                 (*address, input)
             })
             .collect();
-        let contributions = lab
-            .collect(&draw, &global, &inputs)
-            .unwrap()
-            .contributions();
+        let (contributions, _) = lab.collect(&draw, &global, &inputs).unwrap().finish();
         let participant_stakes = contributions
             .participants()
             .into_iter()

@@ -313,7 +313,7 @@ impl<C: Chain + 'static> Driver<C> {
             .metrics
             .phase("collect", started.elapsed().as_secs_f64());
         let settle_started = Instant::now();
-        let contributions = engine.contributions();
+        let (contributions, submissions) = engine.finish();
         let stakes = self.stakes(&contributions).await?;
         let root = match (&self.sponsor.root, self.plan.needs_root_update()) {
             (Some(root), true) => Some(
@@ -343,7 +343,7 @@ impl<C: Chain + 'static> Driver<C> {
             Ok(settlement) => settlement,
             Err(error) => return self.abandon(round, attempt, error.to_string()),
         };
-        for (address, submission) in engine.submissions() {
+        for (address, submission) in &submissions {
             self.store.put_submission(round, *address, submission)?;
         }
         let payout_tree = PayoutTree::from_payouts(next.cumulative_payouts())

@@ -579,17 +579,18 @@ impl<P: Participant> Attempt<P> {
         &self.submissions
     }
 
-    /// What the attempt collected, for [`crate::settle`]: the plain
-    /// updates, or each completed group's weighted mean with its survivors.
-    pub fn contributions(&self) -> Contributions<P> {
-        match &self.collection {
-            Collection::Plain { updates, .. } => Contributions::Plain(updates.clone()),
-            Collection::Secagg { groups, .. } => {
+    /// What the attempt collected, for [`crate::settle`] (the plain
+    /// updates, or each completed group's weighted mean with its
+    /// survivors), and the signed submissions received.
+    pub fn finish(self) -> (Contributions<P>, BTreeMap<P, SignedSubmission>) {
+        let contributions = match self.collection {
+            Collection::Plain { updates, .. } => Contributions::Plain(updates),
+            Collection::Secagg { ref groups, .. } => {
                 let mut sums = Vec::new();
                 let mut failures = Vec::new();
                 for (group, run) in groups.iter().enumerate() {
                     match &run.outcome {
-                        Some(Ok(sum)) => match self.group_sum(run, sum) {
+                        Some(Ok(sum)) => match group_sum(&self.plan, run, sum) {
                             Ok(sum) => sums.push(sum),
                             Err(reason) => failures.push(format!("group {group}: {reason}")),
                         },
@@ -599,29 +600,30 @@ impl<P: Participant> Attempt<P> {
                 }
                 Contributions::Groups { sums, failures }
             }
-        }
+        };
+        (contributions, self.submissions)
     }
+}
 
-    fn group_sum(&self, run: &GroupRun<P>, sum: &[u32]) -> Result<GroupSum<P>, String> {
-        let params = &self
-            .plan
-            .secagg()
-            .ok_or("a secagg attempt in a plain task")?
-            .quantization;
-        let mean = weighted_mean(sum, params).map_err(|e| format!("group mean: {e}"))?;
-        let weight = sum.last().copied().unwrap_or(0) as f32;
-        let members = run
-            .session
-            .survivors()
-            .iter()
-            .map(|&index| run.members[index as usize].clone())
-            .collect();
-        Ok(GroupSum {
-            members,
-            mean,
-            weight,
-        })
-    }
+/// A completed group's weighted mean, with its survivors.
+fn group_sum<P: Clone>(plan: &Plan, run: &GroupRun<P>, sum: &[u32]) -> Result<GroupSum<P>, String> {
+    let params = &plan
+        .secagg()
+        .ok_or("a secagg attempt in a plain task")?
+        .quantization;
+    let mean = weighted_mean(sum, params).map_err(|e| format!("group mean: {e}"))?;
+    let weight = sum.last().copied().unwrap_or(0) as f32;
+    let members = run
+        .session
+        .survivors()
+        .iter()
+        .map(|&index| run.members[index as usize].clone())
+        .collect();
+    Ok(GroupSum {
+        members,
+        mean,
+        weight,
+    })
 }
 
 fn message_name(message: &ClientMessage) -> &'static str {

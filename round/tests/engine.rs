@@ -251,15 +251,12 @@ fn a_plain_attempt_takes_each_members_signed_update_once_and_refuses_the_rest() 
     attempt.handle_timeout(deadline);
     assert!(attempt.is_complete() && attempt.poll_timeout().is_none());
 
-    let Contributions::Plain(updates) = attempt.contributions() else {
+    let (Contributions::Plain(updates), submissions) = attempt.finish() else {
         panic!("a plain attempt collects plain updates");
     };
     assert_eq!(updates.keys().copied().collect::<Vec<_>>(), cohort[..2]);
     assert_eq!(updates[&cohort[1]].weight, 20);
-    assert_eq!(
-        attempt.submissions().keys().copied().collect::<Vec<_>>(),
-        cohort[..2]
-    );
+    assert_eq!(submissions.keys().copied().collect::<Vec<_>>(), cohort[..2]);
 }
 
 #[test]
@@ -346,7 +343,7 @@ fn a_secagg_attempt_fed_in_memory_gives_the_exact_sum_of_its_survivors() {
         closed.push(phase.phase);
     }
     assert_eq!(closed.len(), 5, "{closed:?}");
-    let Contributions::Groups { sums, failures } = attempt.contributions() else {
+    let (Contributions::Groups { sums, failures }, _) = attempt.finish() else {
         panic!("a secagg attempt collects group sums");
     };
     assert!(failures.is_empty(), "{failures:?}");
