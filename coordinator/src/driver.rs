@@ -54,6 +54,9 @@ const STAKE_READS_IN_FLIGHT: usize = 16;
 pub(crate) struct SponsorData {
     pub(crate) validation: Dataset,
     pub(crate) root: Option<Dataset>,
+    /// The root update of the round being run: every attempt of a round
+    /// starts from the same model, so it is trained once.
+    pub(crate) root_update: Option<(u64, Vec<f32>)>,
 }
 
 /// What the driver owns.
@@ -315,13 +318,8 @@ impl<C: Chain + 'static> Driver<C> {
         let settle_started = Instant::now();
         let (contributions, submissions) = engine.finish();
         let stakes = self.stakes(&contributions).await?;
-        let root = match (&self.sponsor.root, self.plan.needs_root_update()) {
-            (Some(root), true) => Some(
-                root_update(&self.plan, self.global.params(), root, round)
-                    .map_err(|e| CoordinatorError::Internal(format!("root update: {e}")))?,
-            ),
-            _ => None,
-        };
+        self.train_root_update(round)?;
+        let root = self.sponsor.root_update.as_ref().map(|(_, u)| u.as_slice());
         let outcome = settle(
             &self.plan,
             &self.state,
@@ -331,7 +329,7 @@ impl<C: Chain + 'static> Driver<C> {
                 attempt,
                 global: &self.global,
                 contributions: &contributions,
-                root_update: root.as_deref(),
+                root_update: root,
                 stakes: &stakes,
             },
         );
@@ -388,6 +386,30 @@ impl<C: Chain + 'static> Driver<C> {
             "round settled"
         );
         Ok(AttemptEnd::Settled(Box::new(stored)))
+    }
+
+    /// Trains the sponsor's root update of `round` unless it is known or
+    /// the plan needs none.
+    fn train_root_update(&mut self, round: u64) -> Result<(), CoordinatorError> {
+        let Some(root) = self
+            .sponsor
+            .root
+            .as_ref()
+            .filter(|_| self.plan.needs_root_update())
+        else {
+            return Ok(());
+        };
+        if self
+            .sponsor
+            .root_update
+            .as_ref()
+            .is_none_or(|(r, _)| *r != round)
+        {
+            let update = root_update(&self.plan, self.global.params(), root, round)
+                .map_err(|e| CoordinatorError::Internal(format!("root update: {e}")))?;
+            self.sponsor.root_update = Some((round, update));
+        }
+        Ok(())
     }
 
     /// Records that the attempt gave nothing usable; the round runs again.

@@ -266,6 +266,7 @@ impl<C: Chain + 'static> Coordinator<C> {
             sponsor: SponsorData {
                 validation: config.validation,
                 root: config.root,
+                root_update: None,
             },
             ledger,
             signer: config.signer,

@@ -23,6 +23,10 @@ use fedstake_round::{SettledRound, SignedSubmission};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+/// The format of the records this coordinator writes and reads (the
+/// engine's typed rounds since format 2).
+const SCHEMA: &str = "2";
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -55,6 +59,17 @@ pub enum StoreError {
     Missing {
         /// The database file.
         path: PathBuf,
+    },
+    /// The store was written in another format (by an older coordinator).
+    #[error(
+        "coordinator store {path} is in format {found}, this coordinator reads format {SCHEMA}; \
+         serve the task from a new --state directory"
+    )]
+    Schema {
+        /// The database file.
+        path: PathBuf,
+        /// The format found.
+        found: String,
     },
     /// A stored row could not be decoded.
     #[error("coordinator store {path}: corrupt {what}: {reason}")]
@@ -243,8 +258,9 @@ impl Store {
                 store
                     .conn()
                     .execute(
-                        "INSERT INTO meta (key, value) VALUES ('task', ?1), ('spec', ?2)",
-                        params![task, spec_hash],
+                        "INSERT INTO meta (key, value) VALUES ('task', ?1), ('spec', ?2), \
+                         ('schema', ?3)",
+                        params![task, spec_hash, SCHEMA],
                     )
                     .map_err(|e| store.wrap(e))?;
             }
@@ -257,9 +273,21 @@ impl Store {
                     spec: spec_hash.to_string(),
                 });
             }
-            Some(_) => {}
+            Some(_) => store.check_schema()?,
         }
         Ok(store)
+    }
+
+    /// Refuses a store whose records this coordinator cannot read.
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let schema = self.meta("schema")?;
+        if schema.as_deref() == Some(SCHEMA) {
+            return Ok(());
+        }
+        Err(StoreError::Schema {
+            path: self.path.clone(),
+            found: schema.unwrap_or_else(|| "1".into()),
+        })
     }
 
     /// Opens an existing store for reading whatever task it belongs to;
@@ -284,7 +312,10 @@ impl Store {
         let task = store.meta("task")?;
         let spec = store.meta("spec")?;
         match task.zip(spec) {
-            Some((task, spec)) => Ok((store, task, spec)),
+            Some((task, spec)) => {
+                store.check_schema()?;
+                Ok((store, task, spec))
+            }
             None => Err(store.corrupt("meta", "no task recorded")),
         }
     }
@@ -699,6 +730,26 @@ mod tests {
             store.chain_tx(3, ChainTx::Post).unwrap(),
             Some((ChainTxState::Intent, String::new()))
         );
+    }
+
+    #[test]
+    fn a_store_in_an_older_format_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        Store::open(&path, "1", "aa").unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute("DELETE FROM meta WHERE key = 'schema'", [])
+            .unwrap();
+        let error = Store::open(&path, "1", "aa").unwrap_err();
+        assert!(
+            error.to_string().contains("format 1") && error.to_string().contains("new --state"),
+            "{error}"
+        );
+        assert!(matches!(
+            Store::inspect(&path),
+            Err(StoreError::Schema { .. })
+        ));
     }
 
     #[test]

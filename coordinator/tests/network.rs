@@ -654,12 +654,37 @@ async fn a_silent_member_is_dropped_when_the_phase_deadline_passes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_task_needing_the_sponsors_root_update_is_refused_at_start() {
-    let text = common::plain_median_spec(1, 5)
+async fn an_fltrust_task_is_served_with_the_sponsors_root_data_and_refused_without() {
+    let text = common::plain_median_spec(2, 5)
         .to_toml_string()
         .replace("rule = \"median\"", "rule = \"fltrust\"");
     let spec = fedstake_protocol::spec::TaskSpec::from_toml_str(&text).unwrap();
-    let net = setup(spec, 1).await;
+    let net = setup(spec, 5).await;
     let error = net.start_error().await;
-    assert!(error.to_string().contains("root update"), "{error}");
+    assert!(
+        error.to_string().contains("root update") && error.to_string().contains("--root"),
+        "{error}"
+    );
+    // With root data the engine trains the root update each round and
+    // FLTrust weighs the clients by their alignment with it.
+    let config = fedstake_coordinator::CoordinatorConfig {
+        root: Some(net.validation.clone()),
+        ..net.config(false, 10)
+    };
+    let coordinator = fedstake_coordinator::Coordinator::start(config, net.ledger.clone())
+        .await
+        .unwrap();
+    let (address, fingerprint) = (coordinator.local_addr().unwrap(), coordinator.fingerprint());
+    let clients: Vec<_> = (0..5)
+        .map(|index| tokio::spawn(run_client(net.client(index, address, fingerprint, None))))
+        .collect();
+    let settled = records(coordinator.run().await.unwrap());
+    for client in clients {
+        client.await.unwrap().unwrap();
+    }
+    assert_eq!(settled.len(), 2);
+    assert!(
+        settled.iter().all(|r| r.accepted > 0 && r.total() > 0),
+        "{settled:?}"
+    );
 }

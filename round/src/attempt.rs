@@ -151,6 +151,8 @@ struct GroupRun<P> {
     phase: usize,
     expected: BTreeSet<u32>,
     answered: BTreeSet<u32>,
+    /// Members whose connection ended: never waited for again.
+    gone: BTreeSet<u32>,
     deadline: Instant,
     started: Instant,
     masked_input_hash: BTreeMap<u32, B256>,
@@ -260,6 +262,7 @@ impl<P: Participant> Attempt<P> {
                     session,
                     phase: 0,
                     answered: BTreeSet::new(),
+                    gone: BTreeSet::new(),
                     deadline: now + first,
                     started: now,
                     masked_input_hash: BTreeMap::new(),
@@ -342,6 +345,7 @@ impl<P: Participant> Attempt<P> {
             Collection::Secagg { groups, seats } => {
                 if let Some(&(group, index)) = seats.get(member) {
                     groups[group].expected.remove(&index);
+                    groups[group].gone.insert(index);
                 }
             }
         }
@@ -355,6 +359,9 @@ impl<P: Participant> Attempt<P> {
         from: P,
         message: ClientMessage,
     ) -> Result<(), Refused<P>> {
+        // A phase whose deadline passed closes before a late message can
+        // count in it.
+        self.advance(now);
         let result = self.receive(from, message);
         self.advance(now);
         result
@@ -520,6 +527,7 @@ impl<P: Participant> Attempt<P> {
             ) if this_attempt(round, attempt) => {
                 if let Some(&(group, index)) = seats.get(&from) {
                     groups[group].expected.remove(&index);
+                    groups[group].gone.insert(index);
                 }
                 Ok(())
             }
@@ -555,7 +563,11 @@ impl<P: Participant> Attempt<P> {
                         Ok(PhaseOutcome::Messages(messages)) => {
                             run.phase += 1;
                             let next = Phase::ALL[run.phase.min(Phase::ALL.len() - 1)];
-                            run.expected = messages.iter().map(|m| m.recipient).collect();
+                            run.expected = messages
+                                .iter()
+                                .map(|m| m.recipient)
+                                .filter(|recipient| !run.gone.contains(recipient))
+                                .collect();
                             run.answered.clear();
                             run.started = now;
                             run.deadline = now + self.plan.deadline(spec_phase(next));

@@ -373,7 +373,16 @@ fn finish<P: Ord + Clone + Debug>(
         }
     }
     next.update_reputation(plan, &payouts);
-    next.previous_aggregate = Some(aggregate.update.to_vec());
+    // What was applied, exactly as a restarted coordinator recomputes it
+    // from the stored models (`new - old` in f32), so replay is bit-exact.
+    next.previous_aggregate = Some(
+        model
+            .params()
+            .iter()
+            .zip(inputs.global.params())
+            .map(|(new, old)| new - old)
+            .collect(),
+    );
     next.rounds = inputs.round;
     let record = SettledRound {
         round: inputs.round,

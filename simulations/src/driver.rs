@@ -21,7 +21,10 @@ use alloy_sol_types::Eip712Domain;
 use fedstake_aggregation::Model;
 use fedstake_protocol::Submission;
 use fedstake_protocol::wire::ClientMessage;
-use fedstake_round::{Attempt, AttemptId, Plan, RoundState, draw_cohort, group_cohort};
+use fedstake_round::{
+    Attempt, AttemptId, Contributions, Plan, RoundState, SignedSubmission, draw_cohort,
+    group_cohort,
+};
 use fedstake_secure_agg::client::ClientSession;
 use fedstake_secure_agg::grouping::{Grouping, GroupingError, RoundId};
 use fedstake_secure_agg::identity::Identity;
@@ -31,6 +34,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 use crate::SimError;
+
+/// What an attempt collected and the signed submissions it received.
+pub type Collected = (Contributions<Address>, BTreeMap<Address, SignedSubmission>);
 
 /// What one cohort member brings to an attempt.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,13 +178,13 @@ impl Lab {
     }
 
     /// Runs the engine's attempt of `draw` in memory with each member's
-    /// `inputs` and returns it complete.
+    /// `inputs` and returns what it collected, as [`Attempt::finish`] does.
     pub fn collect(
         &self,
         draw: &Draw,
         global: &Model,
         inputs: &BTreeMap<Address, MemberInput>,
-    ) -> Result<Attempt<Address>, SimError> {
+    ) -> Result<Collected, SimError> {
         let id = AttemptId {
             task_id: self.task_id,
             round: draw.round,
@@ -229,9 +235,18 @@ impl Lab {
                     }
                 }
                 run_secagg(&mut attempt, sessions, inputs, &mut rng, now)?;
-                Ok(attempt)
+                Ok(attempt.finish())
             }
-            _ => {
+            // Under secure aggregation a cohort too small for one group
+            // gives nothing, as the coordinator's grouping does.
+            (None, Some(_)) => Ok((
+                Contributions::Groups {
+                    sums: Vec::new(),
+                    failures: vec!["too few clients for one group".into()],
+                },
+                BTreeMap::new(),
+            )),
+            (_, None) => {
                 let mut attempt = Attempt::plain(&self.plan, id, &draw.cohort, now);
                 for member in &draw.cohort {
                     let member_input = input(member)?;
@@ -244,7 +259,7 @@ impl Lab {
                         .handle_message(now, *member, message)
                         .map_err(|refused| SimError::Config(refused.reason))?;
                 }
-                Ok(attempt)
+                Ok(attempt.finish())
             }
         }
     }

@@ -392,7 +392,7 @@ impl Run<'_> {
             for attempt in 0..MAX_ATTEMPTS {
                 let draw = self.lab.draw(&state, &global, &eligible, round, attempt)?;
                 let inputs = self.inputs(&draw, &global, &mut dropout_rng, &mut attack_rng)?;
-                let (contributions, _) = self.lab.collect(&draw, &global, &inputs)?.finish();
+                let (contributions, _) = self.lab.collect(&draw, &global, &inputs)?;
                 let participant_stakes: BTreeMap<Address, u128> = contributions
                     .participants()
                     .into_iter()
