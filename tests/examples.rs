@@ -62,27 +62,54 @@ async fn every_example_task_validate_accepts_starts_a_coordinator() {
     }
 }
 
-#[test]
-fn task_validate_refuses_a_spec_the_coordinator_would_refuse() {
-    let dir = tempfile::tempdir().unwrap();
+/// `examples/task-demo.toml` with its `[aggregation]` table replaced.
+fn demo_with_aggregation(dir: &Path, name: &str, aggregation: &str) -> PathBuf {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/task-demo.toml"),
     )
     .unwrap();
-    let (head, _) = text.split_once("[aggregation]").unwrap();
-    let tail = text.split_once("[aggregation]").unwrap().1;
+    let (head, tail) = text.split_once("[aggregation]").unwrap();
     let (_, rest) = tail.split_once("\n[").unwrap();
-    let bad = dir.path().join("geometric.toml");
+    let path = dir.join(name);
     std::fs::write(
-        &bad,
-        format!("{head}[aggregation]\nrule = \"geometric-median\"\nsmoothing = 0.0\n\n[{rest}"),
+        &path,
+        format!("{head}[aggregation]\n{aggregation}\n\n[{rest}"),
     )
     .unwrap();
+    path
+}
+
+#[test]
+fn task_validate_refuses_what_the_aggregator_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    // Below 0.5 as the spec writes it (f64), 0.5 once the rule has it (f32).
+    let bad = demo_with_aggregation(
+        dir.path(),
+        "trim.toml",
+        "rule = \"trimmed-mean\"\ntrim_fraction = 0.49999999999",
+    );
     let output = validate(&bad);
     assert!(!output.status.success());
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(
-        error.contains("geometric.toml cannot be served") && error.contains("smoothing"),
+        error.contains("trim.toml cannot be served") && error.contains("trim"),
+        "{error}"
+    );
+}
+
+#[test]
+fn task_validate_refuses_a_geometric_median_without_smoothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = demo_with_aggregation(
+        dir.path(),
+        "geometric.toml",
+        "rule = \"geometric-median\"\nsmoothing = 0.0",
+    );
+    let output = validate(&bad);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("geometric.toml") && error.contains("aggregation.smoothing"),
         "{error}"
     );
 }

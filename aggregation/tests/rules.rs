@@ -1,10 +1,10 @@
 //! Every aggregation rule against hand-computed cases, with its verdicts and errors.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+use fedstake_aggregation::spec::{AggregationRule, AggregationSpec, Bucketing};
 use fedstake_aggregation::{
     Aggregate, AggregationError, Aggregator, Reason, RoundContext, Rule, Verdict,
 };
-use fedstake_protocol::spec::{AggregationRule, AggregationSpec, Bucketing};
 use ndarray::{Array2, array};
 
 fn run(rule: Rule, updates: &Array2<f32>, weights: &[f32]) -> Result<Aggregate, AggregationError> {

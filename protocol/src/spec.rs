@@ -24,7 +24,6 @@
 //! [`TaskSpec::validate`], so that a bad value is reported like any other invalid setting; typed
 //! accessors such as [`ChainSpec::contract_address`] parse them.
 
-mod aggregation;
 mod amount;
 mod error;
 mod network;
@@ -38,9 +37,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use aggregation::{AggregationRule, AggregationSpec, Bucketing};
 pub use amount::parse_token_amount;
 pub use error::SpecError;
+pub use fedstake_aggregation::spec::{AggregationRule, AggregationSpec, Bucketing};
 pub use network::{
     ChainEndpoint, ChainSpec, CoordinatorSpec, DEFAULT_CHAIN_ID, parse_eth_address,
     parse_sha256_hex,

@@ -843,6 +843,12 @@ const REJECTED: &[Mutation] = &[
         "aggregation.smoothing",
         |s| geomed(s, 10, 1e-6, -1.0),
     ),
+    (
+        // Weiszfeld's weights divide by max(distance, smoothing).
+        "geometric median without smoothing",
+        "aggregation.smoothing",
+        |s| geomed(s, 10, 1e-6, 0.0),
+    ),
     ("centered clipping radius = 0", "aggregation.radius", |s| {
         s.aggregation.rule = AggregationRule::CenteredClipping {
             radius: 0.0,
@@ -999,8 +1005,8 @@ const ACCEPTED: &[(&str, Mutate)] = &[
     ("bucket size = n", |s| {
         s.aggregation.bucketing = Some(Bucketing { size: 3 })
     }),
-    ("geometric median without smoothing", |s| {
-        geomed(s, 1, 1e-9, 0.0)
+    ("geometric median with the least smoothing", |s| {
+        geomed(s, 1, 1e-9, 1e-30)
     }),
     ("round_budget = pool", |s| {
         s.rewards.as_mut().expect("rewards").round_budget = 1000

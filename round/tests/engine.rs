@@ -132,15 +132,17 @@ fn plain_update(
 
 #[test]
 fn a_plan_refuses_specs_no_coordinator_could_run() {
-    let geometric = spec(|t| {
+    // A trim fraction below 0.5 in the spec's f64 that rounds to 0.5 in the
+    // rule's f32: the spec's own check passes, the aggregator refuses it.
+    let trimmed = spec(|t| {
         t.replace(
             "rule = \"median\"",
-            "rule = \"geometric-median\"\nsmoothing = 0.0",
+            "rule = \"trimmed-mean\"\ntrim_fraction = 0.49999999999",
         )
     });
-    let error = Plan::from_spec(&geometric).unwrap_err();
+    let error = Plan::from_spec(&trimmed).unwrap_err();
     assert!(matches!(error, PlanError::Aggregation(_)), "{error}");
-    assert!(error.to_string().contains("smoothing"), "{error}");
+    assert!(error.to_string().contains("trim"), "{error}");
 
     let mut unpaid = spec(|t| t);
     unpaid.rewards = None;

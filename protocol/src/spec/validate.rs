@@ -2,9 +2,9 @@
 //! order. The first violation is returned, naming the dotted field.
 
 use super::{
-    AggregationRule, ChainEndpoint, MAX_CHAIN_AMOUNT, MAX_CHAIN_DURATION, MAX_DEADLINE_SECS,
-    MAX_FRACTIONAL_BITS, ModelSpec, OptimizerSpec, Phase, PrivacySpec, QUANTIZED_SUM_LIMIT,
-    SpecError, TaskSpec, parse_sha256_hex,
+    ChainEndpoint, MAX_CHAIN_AMOUNT, MAX_CHAIN_DURATION, MAX_DEADLINE_SECS, MAX_FRACTIONAL_BITS,
+    ModelSpec, OptimizerSpec, Phase, PrivacySpec, QUANTIZED_SUM_LIMIT, SpecError, TaskSpec,
+    parse_sha256_hex,
 };
 
 type Result<T = ()> = std::result::Result<T, SpecError>;
@@ -279,80 +279,20 @@ fn quantization(spec: &TaskSpec) -> Result {
     ))
 }
 
+/// The aggregation crate checks its own rules' parameters against the fewest
+/// inputs a round can give them.
 fn aggregation(spec: &TaskSpec) -> Result {
-    let mut n = spec.min_aggregator_inputs();
-    let mut inputs = match spec.privacy {
+    let n = spec.min_aggregator_inputs();
+    let inputs = match spec.privacy {
         PrivacySpec::Plain {} => format!("{n} client updates (cohort.min)"),
         PrivacySpec::Secagg { group_size, .. } => format!(
             "{n} group means (floor(cohort.min {} / privacy.group_size {group_size}))",
             spec.cohort.min
         ),
     };
-    if let Some(bucketing) = spec.aggregation.bucketing {
-        let size = bucketing.size;
-        ensure(size >= 1 && size <= n, "aggregation.bucketing.size", || {
-            format!("{size} is outside 1..={n}: the aggregator may receive only {inputs}")
-        })?;
-        n = bucketing.bucket_count(n);
-        inputs = format!("{n} bucket means of {inputs}");
-    }
-    let n64 = u64::from(n);
-    match spec.aggregation.rule {
-        AggregationRule::FedAvg | AggregationRule::Median | AggregationRule::FlTrust => Ok(()),
-        AggregationRule::TrimmedMean { trim_fraction } => ensure(
-            (0.0..0.5).contains(&trim_fraction),
-            "aggregation.trim_fraction",
-            || format!("{trim_fraction} must be at least 0 and below 0.5"),
-        ),
-        AggregationRule::Krum { f } => krum_inputs(f, n64, &inputs, "krum"),
-        AggregationRule::MultiKrum { f, m } => {
-            krum_inputs(f, n64, &inputs, "multi-krum")?;
-            let most = n64 - u64::from(f);
-            ensure(m >= 1 && u64::from(m) <= most, "aggregation.m", || {
-                format!(
-                    "{m} is outside 1..=n - f = {most}: the aggregator may receive only {inputs}"
-                )
-            })
-        }
-        AggregationRule::Bulyan { f } => {
-            let needed = 4 * u64::from(f) + 3;
-            ensure(n64 >= needed, "aggregation.f", || {
-                format!(
-                    "bulyan with f = {f} needs n >= 4f + 3 = {needed} inputs, but the \
-                     aggregator may receive only {inputs}"
-                )
-            })
-        }
-        AggregationRule::GeometricMedian {
-            max_iters,
-            tolerance,
-            smoothing,
-        } => {
-            ensure(max_iters >= 1, "aggregation.max_iters", || {
-                "must be at least 1".into()
-            })?;
-            positive("aggregation.tolerance", tolerance)?;
-            non_negative("aggregation.smoothing", smoothing)
-        }
-        AggregationRule::CenteredClipping { radius, iterations } => {
-            positive("aggregation.radius", radius)?;
-            ensure(iterations >= 1, "aggregation.iterations", || {
-                "must be at least 1".into()
-            })
-        }
-        AggregationRule::NormBounding { bound } => positive("aggregation.bound", bound),
-    }
-}
-
-/// Krum and Multi-Krum need `n > 2f + 2`.
-fn krum_inputs(f: u32, n: u64, inputs: &str, rule: &str) -> Result {
-    let needed = 2 * u64::from(f) + 2;
-    ensure(n > needed, "aggregation.f", || {
-        format!(
-            "{rule} with f = {f} needs n > 2f + 2 = {needed} inputs, but the aggregator may \
-             receive only {inputs}"
-        )
-    })
+    spec.aggregation
+        .check(n, &inputs)
+        .map_err(|invalid| SpecError::invalid(invalid.field, invalid.reason))
 }
 
 fn scoring(spec: &TaskSpec) -> Result {
