@@ -547,3 +547,25 @@ fn the_cohort_draw_is_a_function_of_public_data_only() {
         .collect();
     assert!(others.iter().any(|c| *c != first));
 }
+
+#[test]
+fn an_update_arriving_after_its_deadline_is_refused_even_before_the_timer_fires() {
+    let plan = plan();
+    let dimension = plan.architecture().num_params();
+    let members = signers(2);
+    let cohort: Vec<Address> = members.iter().map(|s| s.address()).collect();
+    let start = Instant::now();
+    let id = id(1, 0, dimension);
+    let mut attempt = Attempt::plain(&plan, id.clone(), &cohort, start);
+    let deadline = attempt.poll_timeout().unwrap();
+    // The driver has not called handle_timeout yet: a late client races the
+    // timer. Its update must not count.
+    let late = plain_update(&members[0], &id, &vec![0.01; dimension], 10);
+    let refused = attempt.handle_message(deadline, cohort[0], late).unwrap_err();
+    assert_eq!(refused.kind, RefusalKind::Unexpected);
+    assert!(attempt.is_complete());
+    let (Contributions::Plain(updates), submissions) = attempt.finish() else {
+        panic!("a plain attempt collects plain updates");
+    };
+    assert!(updates.is_empty() && submissions.is_empty());
+}
