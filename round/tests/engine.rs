@@ -561,7 +561,9 @@ fn an_update_arriving_after_its_deadline_is_refused_even_before_the_timer_fires(
     // The driver has not called handle_timeout yet: a late client races the
     // timer. Its update must not count.
     let late = plain_update(&members[0], &id, &vec![0.01; dimension], 10);
-    let refused = attempt.handle_message(deadline, cohort[0], late).unwrap_err();
+    let refused = attempt
+        .handle_message(deadline, cohort[0], late)
+        .unwrap_err();
     assert_eq!(refused.kind, RefusalKind::Unexpected);
     assert!(attempt.is_complete());
     let (Contributions::Plain(updates), submissions) = attempt.finish() else {
