@@ -42,7 +42,7 @@ fractional_bits = 16
 [privacy]
 mode = "secagg"
 group_size = 4
-threshold = 2
+threshold = 3
 
 [aggregation]
 rule = "trimmed-mean"
@@ -351,8 +351,8 @@ fn unknown_fields_are_rejected() {
             "trim",
         ),
         (
-            "threshold = 2",
-            "threshold = 2\nthreshhold = 3",
+            "threshold = 3",
+            "threshold = 3\nthreshhold = 3",
             "threshhold",
         ),
         ("kind = \"mlp\"", "kind = \"mlp\"\nlayers = 2", "layers"),
@@ -407,7 +407,7 @@ fn aggregation_rules_parse_with_parameters_and_defaults() {
             &format!("[aggregation]\n{table}"),
         );
         let text = text.replace(
-            "mode = \"secagg\"\ngroup_size = 4\nthreshold = 2",
+            "mode = \"secagg\"\ngroup_size = 4\nthreshold = 3",
             "mode = \"plain\"",
         );
         TaskSpec::from_toml_str(&text)
@@ -789,9 +789,27 @@ const REJECTED: &[Mutation] = &[
     }),
     ("threshold = 0", "privacy.threshold", |s| secagg(s, 4, 0)),
     ("threshold <= k/2", "privacy.threshold", |s| secagg(s, 4, 1)),
-    ("threshold <= k/2 (even k)", "privacy.threshold", |s| {
-        secagg(s, 5, 2)
-    }),
+    // The split view of a coordinator with one colluder unmasks here.
+    (
+        "threshold at the semi-honest bound",
+        "privacy.threshold",
+        |s| secagg(s, 4, 2),
+    ),
+    (
+        "threshold <= (k + c)/2 (even k)",
+        "privacy.threshold",
+        |s| secagg(s, 5, 2),
+    ),
+    (
+        "threshold <= (k + c)/2 with c = 2",
+        "privacy.threshold",
+        |s| secagg_against(s, 5, 3, 2),
+    ),
+    (
+        "corrupt_per_group fills a group of 3",
+        "privacy.threshold",
+        |s| secagg_against(s, 3, 2, 2),
+    ),
     ("threshold > k", "privacy.threshold", |s| secagg(s, 4, 4)),
     ("trim_fraction = 0.5", "aggregation.trim_fraction", |s| {
         trimmed(s, 0.5)
@@ -972,10 +990,16 @@ const REJECTED: &[Mutation] = &[
 /// Mutations at the edge of each range that must still be accepted.
 const ACCEPTED: &[(&str, Mutate)] = &[
     ("cohort.min = size", |s| s.cohort.min = 20),
-    ("group_size = cohort.min", |s| secagg(s, 12, 6)),
+    ("group_size = cohort.min", |s| secagg(s, 12, 7)),
     ("group_size = 3, t = 2", |s| secagg(s, 3, 2)),
     ("threshold = k", |s| secagg(s, 4, 3)),
-    ("even k: t = k/2 + 1", |s| secagg(s, 5, 3)),
+    ("even k: t = (k + c)/2 + 1", |s| secagg(s, 5, 3)),
+    ("corrupt_per_group = 0: the semi-honest bound", |s| {
+        secagg_against(s, 4, 2, 0)
+    }),
+    ("two colluders in a group of 4", |s| {
+        secagg_against(s, 4, 3, 2)
+    }),
     ("momentum = 0", |s| {
         s.training.optimizer = OptimizerSpec::Sgd {
             momentum: 0.0,
@@ -1047,10 +1071,16 @@ fn adam(beta1: f64, beta2: f64, epsilon: f64, weight_decay: f64) -> OptimizerSpe
     }
 }
 
+/// Secure aggregation against the default one corrupt member per group.
 fn secagg(spec: &mut TaskSpec, group_size: u32, threshold: u32) {
+    secagg_against(spec, group_size, threshold, 1);
+}
+
+fn secagg_against(spec: &mut TaskSpec, group_size: u32, threshold: u32, corrupt_per_group: u32) {
     spec.privacy = PrivacySpec::Secagg {
         group_size,
         threshold,
+        corrupt_per_group,
     };
     // Keep the aggregation rule valid for any group count.
     spec.aggregation.rule = AggregationRule::FedAvg;

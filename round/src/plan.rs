@@ -93,6 +93,7 @@ impl Plan {
             PrivacySpec::Secagg {
                 group_size,
                 threshold,
+                corrupt_per_group,
             } => {
                 let quantization = QuantizationParams {
                     clip_norm: spec.update.clip_norm as f32,
@@ -102,7 +103,7 @@ impl Plan {
                 };
                 quantization.validate()?;
                 let graph = NeighbourGraph::complete(group_size)?;
-                let topology = GroupTopology::new(graph, threshold)?;
+                let topology = GroupTopology::new(graph, threshold, corrupt_per_group)?;
                 Some(SecaggPlan {
                     quantization,
                     topology,

@@ -157,12 +157,13 @@ fn a_plan_refuses_specs_no_coordinator_could_run() {
     let secagg = spec(|t| {
         t.replace(
             "mode = \"plain\"",
-            "mode = \"secagg\"\ngroup_size = 4\nthreshold = 2",
+            "mode = \"secagg\"\ngroup_size = 4\nthreshold = 3",
         )
     });
     let plan = Plan::from_spec(&secagg).unwrap();
     let topology = &plan.secagg().unwrap().topology;
-    assert_eq!((topology.threshold(), topology.graph().degree()), (2, 3));
+    assert_eq!((topology.threshold(), topology.graph().degree()), (3, 3));
+    assert_eq!(topology.min_survivors(), 3);
 }
 
 #[test]
@@ -266,14 +267,15 @@ fn a_secagg_attempt_fed_in_memory_gives_the_exact_sum_of_its_survivors() {
     let plan = Plan::from_spec(&spec(|t| {
         t.replace(
             "mode = \"plain\"",
-            "mode = \"secagg\"\ngroup_size = 4\nthreshold = 2",
+            "mode = \"secagg\"\ngroup_size = 5\nthreshold = 3",
         )
+        .replace("min = 4", "min = 5")
     }))
     .unwrap();
     let secagg = plan.secagg().unwrap().clone();
     let dimension = plan.architecture().num_params();
     let global = initial_model(&plan);
-    let members = signers(4);
+    let members = signers(5);
     let cohort: Vec<Address> = members.iter().map(|s| s.address()).collect();
     let round = RoundId {
         task_id: U256::from(9).to_be_bytes(),
@@ -305,8 +307,8 @@ fn a_secagg_attempt_fed_in_memory_gives_the_exact_sum_of_its_survivors() {
         sessions.insert(*address, session);
         inputs.insert(*address, input);
     }
-    // The last member's connection ends right after it shares its keys: it
-    // never sends its masked input, so the sum is the other three's, and
+    // The first member's connection ends right after it shares its keys: it
+    // never sends its masked input, so the sum is the other four's, and
     // nobody waits for it again (no deadline needs to pass).
     let leaver = grouping.groups()[0][0];
     let mut gone = false;
@@ -355,7 +357,7 @@ fn a_secagg_attempt_fed_in_memory_gives_the_exact_sum_of_its_survivors() {
     assert!(failures.is_empty(), "{failures:?}");
     let survivors: Vec<Address> = grouping.groups()[0][1..].to_vec();
     assert_eq!(sums[0].members, survivors);
-    assert_eq!(sums[0].weight, 30.0);
+    assert_eq!(sums[0].weight, 40.0);
     // The mean of the survivors' quantized inputs, exactly.
     let expected: Vec<u32> = (0..=dimension)
         .map(|j| {

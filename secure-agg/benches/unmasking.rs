@@ -37,7 +37,7 @@ fn group_before_unmasking() -> MemoryGroup {
             attempt: 0,
             group: 0,
         },
-        topology: GroupTopology::for_group(CLIENTS).unwrap(),
+        topology: GroupTopology::for_group(CLIENTS, 1).unwrap(),
         dimension: DIMENSION,
         member_addresses: identities.iter().map(Identity::address).collect(),
         server_address: server_identity.address(),

@@ -126,13 +126,15 @@ pub enum ClientError {
     /// A survivor list is unsorted, has duplicates or names non-members.
     #[error("the survivor list is not strictly ascending member indices")]
     MalformedSurvivorList,
-    /// Fewer survivors than the threshold: unmasking would reveal too much.
-    #[error("{survivors} survivors, the threshold is {threshold}")]
+    /// Fewer survivors than a revealed sum needs
+    /// ([`crate::graph::GroupTopology::min_survivors`]): unmasking would
+    /// reveal too much.
+    #[error("{survivors} survivors, a revealed sum needs at least {minimum}")]
     TooFewSurvivors {
         /// Survivors listed.
         survivors: usize,
-        /// Threshold `t`.
-        threshold: usize,
+        /// The fewest allowed.
+        minimum: usize,
     },
     /// This client is not on the survivor list it is asked to sign.
     #[error("this client is not on the survivor list")]
@@ -556,11 +558,11 @@ impl ClientSession {
         if !ascending || !members {
             return Err(ClientError::MalformedSurvivorList);
         }
-        let threshold = self.config.threshold();
-        if survivors.len() < threshold {
+        let minimum = self.config.min_survivors();
+        if survivors.len() < minimum {
             return Err(ClientError::TooFewSurvivors {
                 survivors: survivors.len(),
-                threshold,
+                minimum,
             });
         }
         Ok(())

@@ -34,13 +34,18 @@ pub enum GraphError {
         /// Group size `n`.
         group_size: u32,
     },
-    /// The threshold is not in `k/2 < t <= k`.
-    #[error("threshold {threshold} must be above half the degree {degree} and at most the degree")]
+    /// The threshold is not in `(k + c)/2 < t <= k`.
+    #[error(
+        "threshold {threshold} must be above (degree {degree} + corrupt members {corrupt}) / 2 \
+         and at most the degree"
+    )]
     ThresholdOutOfRange {
         /// Requested threshold `t`.
         threshold: u32,
         /// Degree `k`.
         degree: u32,
+        /// Corrupt members tolerated `c`.
+        corrupt: u32,
     },
 }
 
@@ -59,9 +64,10 @@ pub fn recommended_degree(group_size: u32) -> u32 {
     even.min(group_size.saturating_sub(1))
 }
 
-/// The smallest threshold above half the degree: `k / 2 + 1`.
-pub fn recommended_threshold(degree: u32) -> u32 {
-    degree / 2 + 1
+/// The smallest threshold that holds against an active coordinator with
+/// `corrupt` colluding members: `floor((k + c) / 2) + 1`.
+pub fn recommended_threshold(degree: u32, corrupt: u32) -> u32 {
+    (degree + corrupt) / 2 + 1
 }
 
 impl NeighbourGraph {
@@ -152,28 +158,55 @@ impl NeighbourGraph {
     }
 }
 
-/// A neighbourhood graph with its Shamir threshold, validated.
+/// A neighbourhood graph with its Shamir threshold and the number of
+/// corrupt members it holds against, validated (see the module
+/// documentation for the bound).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupTopology {
     graph: NeighbourGraph,
     threshold: u32,
+    corrupt: u32,
 }
 
 impl GroupTopology {
-    /// Checks `k/2 < threshold <= k` for the graph's degree `k`.
-    pub fn new(graph: NeighbourGraph, threshold: u32) -> Result<Self, GraphError> {
+    /// Checks `(k + c)/2 < threshold <= k` for the graph's degree `k` and
+    /// `c = corrupt`. That also bounds `c <= k - 1`, so a group always holds
+    /// [`GroupTopology::min_survivors`] members.
+    pub fn new(graph: NeighbourGraph, threshold: u32, corrupt: u32) -> Result<Self, GraphError> {
         let degree = graph.degree();
-        if threshold <= degree / 2 || threshold > degree {
-            return Err(GraphError::ThresholdOutOfRange { threshold, degree });
+        let above_split_view = 2 * u64::from(threshold) > u64::from(degree) + u64::from(corrupt);
+        if !above_split_view || threshold > degree {
+            return Err(GraphError::ThresholdOutOfRange {
+                threshold,
+                degree,
+                corrupt,
+            });
         }
-        Ok(Self { graph, threshold })
+        Ok(Self {
+            graph,
+            threshold,
+            corrupt,
+        })
     }
 
     /// [`NeighbourGraph::for_group`] with [`recommended_threshold`].
-    pub fn for_group(group_size: u32) -> Result<Self, GraphError> {
+    pub fn for_group(group_size: u32, corrupt: u32) -> Result<Self, GraphError> {
         let graph = NeighbourGraph::for_group(group_size)?;
-        let threshold = recommended_threshold(graph.degree());
-        Self::new(graph, threshold)
+        let threshold = recommended_threshold(graph.degree(), corrupt);
+        Self::new(graph, threshold, corrupt)
+    }
+
+    /// Corrupt members `c` the threshold holds against.
+    pub fn corrupt(&self) -> u32 {
+        self.corrupt
+    }
+
+    /// The fewest members whose inputs a revealed sum may cover: the
+    /// threshold, and at least two honest inputs beside `c` corrupt ones,
+    /// so that colluders subtracting their own inputs are left with a sum of
+    /// two or more honest updates, never one.
+    pub fn min_survivors(&self) -> u32 {
+        self.threshold.max(self.corrupt.saturating_add(2))
     }
 
     /// The graph.

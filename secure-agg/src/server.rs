@@ -179,14 +179,15 @@ pub enum ServerError {
         owner: u32,
     },
     /// Too few clients are live to continue safely.
-    #[error("only {live} clients live after phase {phase}; the threshold is {threshold}")]
+    #[error("only {live} clients live after phase {phase}; at least {minimum} are needed")]
     TooFewSurvivors {
         /// The phase that ended.
         phase: &'static str,
         /// Live clients.
         live: usize,
-        /// Threshold `t`.
-        threshold: usize,
+        /// The threshold `t`, or for the inputs the fewest survivors a sum
+        /// may cover.
+        minimum: usize,
     },
     /// Too few neighbours revealed shares of a client whose secret is needed.
     #[error("{got} shares of client {owner}'s {kind:?} secret, the threshold is {threshold}")]
@@ -633,12 +634,15 @@ impl ServerSession {
     }
 
     fn require_live(&self, live: usize) -> Result<(), ServerError> {
-        let threshold = self.config.threshold();
-        if live < threshold {
+        self.require_at_least(live, self.config.threshold())
+    }
+
+    fn require_at_least(&self, live: usize, minimum: usize) -> Result<(), ServerError> {
+        if live < minimum {
             return Err(ServerError::TooFewSurvivors {
                 phase: self.phase.name(),
                 live,
-                threshold,
+                minimum,
             });
         }
         Ok(())
@@ -746,7 +750,8 @@ impl ServerSession {
             .copied()
             .filter(|client| !self.masked_inputs.contains_key(client))
             .collect();
-        self.require_live(self.survivors.len())?;
+        // Clients refuse to sign a shorter list; stopping here says why.
+        self.require_at_least(self.survivors.len(), self.config.min_survivors())?;
         let request = self.sign(Body::ConsistencyRequest(self.survivors.clone()))?;
         let outgoing = self
             .survivors

@@ -72,6 +72,12 @@ impl SessionConfig {
         self.topology.threshold() as usize
     }
 
+    /// The fewest survivors a revealed sum may cover (as `usize`): see
+    /// [`GroupTopology::min_survivors`].
+    pub fn min_survivors(&self) -> usize {
+        self.topology.min_survivors() as usize
+    }
+
     /// Bounds for decoding this group's messages.
     pub fn decode_limits(&self) -> DecodeLimits {
         DecodeLimits {

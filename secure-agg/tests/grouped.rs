@@ -154,7 +154,7 @@ impl Cohort {
             quantized,
             params,
             grouping,
-            topology: GroupTopology::for_group(group_size).unwrap(),
+            topology: GroupTopology::for_group(group_size, 1).unwrap(),
         }
     }
 

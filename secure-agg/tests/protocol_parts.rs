@@ -54,10 +54,13 @@ fn degree_grows_logarithmically_and_small_groups_are_complete() {
     assert_eq!(recommended_degree(100), 14);
     assert_eq!(recommended_degree(1000), 20);
     assert_eq!(NeighbourGraph::for_group(6).unwrap().degree(), 5);
-    assert_eq!(recommended_threshold(10), 6);
-    let topology = GroupTopology::for_group(100).unwrap();
+    assert_eq!(recommended_threshold(10, 0), 6);
+    assert_eq!(recommended_threshold(10, 1), 6);
+    assert_eq!(recommended_threshold(10, 2), 7);
+    let topology = GroupTopology::for_group(100, 1).unwrap();
     assert_eq!(topology.threshold(), 8);
     assert_eq!(topology.dropout_tolerance(), 6);
+    assert_eq!(topology.min_survivors(), 8);
 }
 
 #[test]
@@ -82,14 +85,39 @@ fn impossible_parameters_are_refused() {
     );
     let graph = NeighbourGraph::harary(10, 4).unwrap();
     assert_eq!(
-        GroupTopology::new(graph.clone(), 2).unwrap_err(),
+        GroupTopology::new(graph.clone(), 2, 0).unwrap_err(),
         GraphError::ThresholdOutOfRange {
             threshold: 2,
-            degree: 4
+            degree: 4,
+            corrupt: 0
         }
     );
-    assert!(GroupTopology::new(graph.clone(), 5).is_err());
-    assert_eq!(GroupTopology::new(graph, 3).unwrap().dropout_tolerance(), 1);
+    assert!(GroupTopology::new(graph.clone(), 5, 0).is_err());
+    assert_eq!(
+        GroupTopology::new(graph.clone(), 3, 1)
+            .unwrap()
+            .dropout_tolerance(),
+        1
+    );
+    // Two colluders need 2t > 4 + 2.
+    assert!(GroupTopology::new(graph.clone(), 3, 2).is_err());
+    assert_eq!(GroupTopology::new(graph, 4, 2).unwrap().min_survivors(), 4);
+    // Against one colluder a group of 3 must keep all three in every sum.
+    let triangle = NeighbourGraph::complete(3).unwrap();
+    assert_eq!(
+        GroupTopology::new(triangle.clone(), 2, 1)
+            .unwrap()
+            .min_survivors(),
+        3
+    );
+    assert_eq!(
+        GroupTopology::new(triangle, 2, 2).unwrap_err(),
+        GraphError::ThresholdOutOfRange {
+            threshold: 2,
+            degree: 2,
+            corrupt: 2
+        }
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use fedstake_secure_agg::client::{ClientError, ClientSession};
-use fedstake_secure_agg::graph::GroupTopology;
+use fedstake_secure_agg::graph::{GroupTopology, NeighbourGraph, recommended_threshold};
 use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::kdf::Context;
 use fedstake_secure_agg::messages::{
@@ -43,8 +43,19 @@ struct Harness {
 }
 
 impl Harness {
+    /// A group at the semi-honest threshold (no corrupt member assumed),
+    /// which most tests here exercise: the lowest threshold the sessions run.
     fn new(group_size: u32, dimension: usize, seed: u64) -> Self {
-        Self::with_inputs(group_size, dimension, seed, |rng| rng.next_u32())
+        Self::with_inputs(group_size, dimension, seed, 0, |rng| rng.next_u32())
+    }
+
+    /// A complete group, as task specs build, whose threshold holds against
+    /// `corrupt` colluding members.
+    fn against(group_size: u32, corrupt: u32, seed: u64) -> Self {
+        let graph = NeighbourGraph::complete(group_size).unwrap();
+        let threshold = recommended_threshold(graph.degree(), corrupt);
+        let topology = GroupTopology::new(graph, threshold, corrupt).unwrap();
+        Self::with_topology(topology, 2, seed, |rng| rng.next_u32())
     }
 
     /// A harness whose input coordinates are drawn by `coordinate`.
@@ -52,8 +63,20 @@ impl Harness {
         group_size: u32,
         dimension: usize,
         seed: u64,
+        corrupt: u32,
         coordinate: impl Fn(&mut ChaCha20Rng) -> u32,
     ) -> Self {
+        let topology = GroupTopology::for_group(group_size, corrupt).unwrap();
+        Self::with_topology(topology, dimension, seed, coordinate)
+    }
+
+    fn with_topology(
+        topology: GroupTopology,
+        dimension: usize,
+        seed: u64,
+        coordinate: impl Fn(&mut ChaCha20Rng) -> u32,
+    ) -> Self {
+        let group_size = topology.graph().group_size();
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let identities: Vec<Identity> = (0..group_size)
             .map(|_| Identity::generate(&mut rng))
@@ -61,7 +84,7 @@ impl Harness {
         let server_identity = Identity::generate(&mut rng);
         let config = SessionConfig {
             context: context(),
-            topology: GroupTopology::for_group(group_size).unwrap(),
+            topology,
             dimension,
             member_addresses: identities.iter().map(Identity::address).collect(),
             server_address: server_identity.address(),
@@ -176,6 +199,24 @@ impl Harness {
         sum
     }
 
+    /// A message from the server (honest or not: the test decides the body).
+    fn server_says(&self, body: Body) -> SignedMessage {
+        let header = Header {
+            context: context(),
+            sender: SERVER_SENDER,
+        };
+        SignedMessage::sign(header, body, &self.server_identity).unwrap()
+    }
+
+    /// A message signed by member `sender` (a colluder's, when the test says so).
+    fn signed_by(&self, sender: u32, body: Body) -> SignedMessage {
+        let header = Header {
+            context: context(),
+            sender,
+        };
+        SignedMessage::sign(header, body, &self.identities[sender as usize]).unwrap()
+    }
+
     fn resign(&self, message: &SignedMessage, body: Body) -> SignedMessage {
         let identity = &self.identities[message.header.sender as usize];
         SignedMessage::sign(message.header, body, identity).unwrap()
@@ -251,7 +292,7 @@ fn too_many_dropouts_at_unmasking_give_a_clear_error() {
             error,
             ServerError::TooFewSurvivors {
                 live: 4,
-                threshold: 5,
+                minimum: 5,
                 ..
             }
         ),
@@ -819,7 +860,7 @@ fn a_single_masked_input_looks_uniform_to_the_server() {
     // Every client holds the same small value, as quantized updates are: in
     // the clear, three of every four bytes are zero.
     let dimension = 1 << 16;
-    let mut harness = Harness::with_inputs(5, dimension, 17, |_| 7);
+    let mut harness = Harness::with_inputs(5, dimension, 17, 0, |_| 7);
     let mut replies = advance_to(&mut harness, 2);
     let masked = take_from(&mut replies, 0);
     let Body::MaskedInput(values) = &masked.body else {
@@ -840,4 +881,131 @@ fn a_single_masked_input_looks_uniform_to_the_server() {
     // The test has power: the input itself is far from uniform.
     let clear = harness.inputs[0].iter().flat_map(|v| v.to_le_bytes());
     assert!(uniform_bytes_p_value(clear) < 1e-100);
+}
+
+/// What a malicious coordinator gathers of victim 0's secrets with a split
+/// view: it tells the victim and the first `told_survived` other honest
+/// members that every member survived, tells the rest of the honest members
+/// that the victim dropped, and has the last member collude (it signs both
+/// survivor lists and, holding one share of each of the victim's secrets,
+/// adds one to each count).
+struct SplitView {
+    threshold: usize,
+    self_mask_shares: usize,
+    mask_key_shares: usize,
+    refusals: Vec<ClientError>,
+}
+
+impl SplitView {
+    /// Whether both of the victim's secrets open, so its input is exposed.
+    fn unmasks_the_victim(&self) -> bool {
+        self.self_mask_shares >= self.threshold && self.mask_key_shares >= self.threshold
+    }
+}
+
+fn split_view(group_size: u32, corrupt: u32, told_survived: usize) -> SplitView {
+    let mut harness = Harness::against(group_size, corrupt, 40 + told_survived as u64);
+    let masked_inputs = advance_to(&mut harness, 2);
+    harness.deliver(masked_inputs);
+    let (victim, colluder) = (0, group_size - 1);
+    let everyone: Vec<u32> = (0..group_size).collect();
+    let without_victim: Vec<u32> = (1..group_size).collect();
+    let view_of = |client: u32| {
+        if client == victim || (client as usize) <= told_survived {
+            everyone.clone()
+        } else {
+            without_victim.clone()
+        }
+    };
+    let mut refusals = Vec::new();
+    let mut signatures: std::collections::BTreeMap<Vec<u32>, Vec<SignedMessage>> =
+        Default::default();
+    for list in [&everyone, &without_victim] {
+        let response = harness.signed_by(colluder, Body::ConsistencyResponse(list.clone()));
+        signatures.entry(list.clone()).or_default().push(response);
+    }
+    for client in 0..colluder {
+        let request = harness.server_says(Body::ConsistencyRequest(view_of(client)));
+        match harness.clients[client as usize].handle(&request, &mut harness.rng) {
+            Ok(response) => signatures
+                .entry(view_of(client))
+                .or_default()
+                .push(response),
+            Err(error) => refusals.push(error),
+        }
+    }
+    let mut view = SplitView {
+        threshold: harness.config.threshold(),
+        self_mask_shares: 1,
+        mask_key_shares: 1,
+        refusals,
+    };
+    for client in 1..colluder {
+        let survivors = view_of(client);
+        let dropouts = everyone
+            .iter()
+            .copied()
+            .filter(|member| !survivors.contains(member))
+            .collect();
+        let request = harness.server_says(Body::UnmaskingRequest {
+            consistency_responses: signatures.get(&survivors).cloned().unwrap_or_default(),
+            survivors,
+            dropouts,
+        });
+        match harness.clients[client as usize].handle(&request, &mut harness.rng) {
+            Ok(reply) => {
+                let Body::UnmaskingResponse(shares) = reply.body else {
+                    panic!("not an unmasking response");
+                };
+                for share in shares.iter().filter(|share| share.owner == victim) {
+                    match share.kind {
+                        RevealedShareKind::SelfMaskSeed => view.self_mask_shares += 1,
+                        RevealedShareKind::MaskSecret => view.mask_key_shares += 1,
+                    }
+                }
+            }
+            Err(error) => view.refusals.push(error),
+        }
+    }
+    view
+}
+
+/// The split-view attack of a malicious coordinator with one colluding
+/// member. At the semi-honest threshold `t = k/2 + 1` it gathers `t` shares
+/// of both of the victim's secrets (g = 4, t = 2 was the demo's setting; also
+/// g = 10, t = 5); at `2t > k + c` (Bonawitz et al., CCS'17, section 6) no
+/// split gives it both, and the members it lied to refuse with a specific
+/// error.
+#[test]
+fn a_split_view_with_one_colluder_unmasks_nobody_at_the_active_threshold() {
+    for group_size in [4, 10] {
+        let honest_others = group_size as usize - 2;
+        let unsafe_splits: Vec<usize> = (0..=honest_others)
+            .filter(|&told| split_view(group_size, 0, told).unmasks_the_victim())
+            .collect();
+        assert!(
+            !unsafe_splits.is_empty(),
+            "g = {group_size}: the semi-honest threshold should fall to a split view"
+        );
+        for told in 0..=honest_others {
+            let view = split_view(group_size, 1, told);
+            assert!(
+                !view.unmasks_the_victim(),
+                "g = {group_size}, {told} told the victim survived: {} self-mask and {} key \
+                 shares against t = {}",
+                view.self_mask_shares,
+                view.mask_key_shares,
+                view.threshold
+            );
+            assert!(
+                view.refusals.iter().all(|error| matches!(
+                    error,
+                    ClientError::TooFewConsistencySignatures { .. }
+                        | ClientError::TooFewSurvivors { .. }
+                )),
+                "{:?}",
+                view.refusals
+            );
+        }
+    }
 }

@@ -24,6 +24,7 @@ use fedstake_protocol::spec::{
 use fedstake_round::Plan;
 use serde::{Deserialize, Deserializer};
 
+use fedstake_secure_agg::graph::recommended_threshold;
 use fedstake_secure_agg::quantize::{MAX_FRACTIONAL_BITS, QuantizationParams};
 use fedstake_secure_agg::session::Phase;
 
@@ -160,14 +161,23 @@ pub enum PrivacyConfig {
         /// Members per group (at least 3).
         group_size: u32,
         /// Shamir threshold among a member's `k = group_size - 1`
-        /// neighbours; by default `k / 2 + 1`, the smallest the spec allows.
+        /// neighbours; by default `(k + corrupt_per_group) / 2 + 1`, the
+        /// smallest the spec allows.
         #[serde(default)]
         threshold: Option<u32>,
+        /// Corrupt members per group the threshold holds against; by
+        /// default 1, as in a task spec.
+        #[serde(default = "one")]
+        corrupt_per_group: u32,
         /// Fixed-point fractional bits of the quantization; by default the
         /// most (up to the task spec's limit of 24) that cannot overflow.
         #[serde(default)]
         fractional_bits: Option<u32>,
     },
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl PrivacyConfig {
@@ -186,10 +196,14 @@ impl PrivacyConfig {
             PrivacyConfig::Secagg {
                 group_size,
                 threshold,
+                corrupt_per_group,
                 ..
             } => PrivacySpec::Secagg {
                 group_size,
-                threshold: threshold.unwrap_or((group_size.saturating_sub(1)) / 2 + 1),
+                threshold: threshold.unwrap_or_else(|| {
+                    recommended_threshold(group_size.saturating_sub(1), corrupt_per_group)
+                }),
+                corrupt_per_group,
             },
         }
     }

@@ -298,6 +298,11 @@ impl UpdateSpec {
     }
 }
 
+/// One corrupt member per group unless the spec says otherwise.
+fn default_corrupt_per_group() -> u32 {
+    1
+}
+
 /// Privacy mode (`[privacy]`, tagged by `mode`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
@@ -312,9 +317,15 @@ pub enum PrivacySpec {
         /// so that every round that runs fills at least one group.
         group_size: u32,
         /// Shamir threshold `t` among a client's `k = group_size - 1` neighbours (complete
-        /// graph): `k / 2 < t <= k`. A group's sum is recovered while at least `t` neighbours
-        /// of each client survive.
+        /// graph): `(k + corrupt_per_group) / 2 < t <= k`, the bound against a coordinator
+        /// that shows different survivor lists to different members while colluding with
+        /// `corrupt_per_group` of them. A group's sum is recovered while at least `t`
+        /// neighbours of each client survive.
         threshold: u32,
+        /// Members of a group that may be corrupt and collude with the coordinator while
+        /// every honest member's input stays hidden in a sum of at least two honest inputs.
+        #[serde(default = "default_corrupt_per_group")]
+        corrupt_per_group: u32,
     },
 }
 

@@ -6,6 +6,7 @@ use super::{
     ModelSpec, OptimizerSpec, Phase, PrivacySpec, QUANTIZED_SUM_LIMIT, SpecError, TaskSpec,
     parse_sha256_hex,
 };
+use fedstake_secure_agg::graph::{GroupTopology, NeighbourGraph, recommended_threshold};
 
 type Result<T = ()> = std::result::Result<T, SpecError>;
 
@@ -203,6 +204,7 @@ fn privacy(spec: &TaskSpec) -> Result {
     let PrivacySpec::Secagg {
         group_size,
         threshold,
+        corrupt_per_group,
     } = spec.privacy
     else {
         return Ok(());
@@ -222,18 +224,27 @@ fn privacy(spec: &TaskSpec) -> Result {
             spec.cohort.min
         )
     })?;
-    let neighbours = group_size - 1;
-    ensure(
-        2 * u64::from(threshold) > u64::from(neighbours) && threshold <= neighbours,
-        "privacy.threshold",
-        || {
+    // The bound itself lives with the sessions that enforce it.
+    let graph = NeighbourGraph::complete(group_size)
+        .map_err(|e| SpecError::invalid("privacy.group_size", e.to_string()))?;
+    let neighbours = graph.degree();
+    GroupTopology::new(graph, threshold, corrupt_per_group).map_err(|error| {
+        let lowest = recommended_threshold(neighbours, corrupt_per_group);
+        let advice = if lowest > neighbours {
             format!(
-                "{threshold} must satisfy k/2 < t <= k for the k = group_size - 1 = {neighbours} \
-                 neighbours of a client, i.e. {}..={neighbours}",
-                neighbours / 2 + 1
+                "no threshold holds against {corrupt_per_group} corrupt members among \
+                 k = group_size - 1 = {neighbours} neighbours; raise privacy.group_size or \
+                 lower privacy.corrupt_per_group"
             )
-        },
-    )
+        } else {
+            format!(
+                "with k = group_size - 1 = {neighbours} neighbours and corrupt_per_group = \
+                 {corrupt_per_group}, the threshold must be in {lowest}..={neighbours}"
+            )
+        };
+        SpecError::invalid("privacy.threshold", format!("{error}: {advice}"))
+    })?;
+    Ok(())
 }
 
 /// The overflow inequality of [`TaskSpec::validate`]:
