@@ -275,7 +275,7 @@ async fn a_coordinator_killed_mid_round_resumes_without_paying_twice_or_reusing_
         .advance_time(rewards.challenge_window + 1)
         .await
         .unwrap();
-    let tree = &settled[3].payout_tree;
+    let tree = settled[3].payout_tree.as_ref().unwrap();
     let mut claimed = U256::ZERO;
     for client in &clients {
         let amount = tree.amount(client.address()).unwrap_or_default();

@@ -113,7 +113,7 @@ fn simulated(net: &Net) -> Vec<SettledRound<Address>> {
                 (*address, input)
             })
             .collect();
-        let (contributions, _) = lab.collect(&draw, &global, &inputs).unwrap();
+        let contributions = lab.collect(&draw, &global, &inputs).unwrap().contributions;
         let participant_stakes = contributions
             .participants()
             .into_iter()

@@ -8,6 +8,12 @@
 //! keys and masks for every submission, never a mask reused; in both modes
 //! it means a client never signs two updates for one attempt (which the
 //! reward contract would slash as equivocation).
+//!
+//! Under secure aggregation the history also records every masked input,
+//! *before* it is sent, and allows one per round ([`History::spend_input`]):
+//! a coordinator that runs a round again never obtains the same update in a
+//! second sum it could subtract from the first
+//! (`fedstake_round::SpentInputs` is the coordinator's side of the rule).
 
 use std::path::Path;
 
@@ -80,6 +86,10 @@ impl History {
                      task TEXT NOT NULL, round INTEGER NOT NULL, attempt INTEGER NOT NULL,
                      role TEXT NOT NULL, model TEXT NOT NULL,
                      PRIMARY KEY (task, round, attempt));
+                 CREATE TABLE IF NOT EXISTS inputs (
+                     task TEXT NOT NULL, round INTEGER NOT NULL, attempt INTEGER NOT NULL,
+                     model TEXT NOT NULL,
+                     PRIMARY KEY (task, round));
                  CREATE TABLE IF NOT EXISTS results (
                      task TEXT NOT NULL, round INTEGER NOT NULL, attempt INTEGER NOT NULL,
                      accuracy REAL NOT NULL, payout TEXT NOT NULL, cumulative TEXT NOT NULL,
@@ -124,6 +134,44 @@ impl History {
             )
             .map_err(|e| self.wrap(e))?;
         Ok(inserted == 1)
+    }
+
+    /// The attempt of `round` whose masked input was sent, if any.
+    pub fn spent_input(&self, task: &str, round: u64) -> Result<Option<u32>, HistoryError> {
+        self.conn()
+            .query_row(
+                "SELECT attempt FROM inputs WHERE task = ?1 AND round = ?2",
+                params![task, round as i64],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Records that the client sends its masked input of `(task, round,
+    /// attempt)`, trained from `model`, before it is sent. `Err` with the
+    /// attempt whose input was already sent for the round: the client must
+    /// then not send this one.
+    pub fn spend_input(
+        &self,
+        task: &str,
+        round: u64,
+        attempt: u32,
+        model: &str,
+    ) -> Result<Result<(), u32>, HistoryError> {
+        let inserted = self
+            .conn()
+            .execute(
+                "INSERT OR IGNORE INTO inputs (task, round, attempt, model)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![task, round as i64, attempt, model],
+            )
+            .map_err(|e| self.wrap(e))?;
+        if inserted == 1 {
+            return Ok(Ok(()));
+        }
+        // The insert was ignored, so the round's row exists.
+        Ok(Err(self.spent_input(task, round)?.unwrap_or(attempt)))
     }
 
     /// Records a round's result (a later attempt's result replaces none: a
@@ -208,5 +256,21 @@ mod tests {
         };
         history.record_result("1", &result).unwrap();
         assert_eq!(history.latest_result("1").unwrap(), Some(result));
+    }
+
+    #[test]
+    fn one_masked_input_per_round_even_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path()).unwrap();
+        assert_eq!(history.spent_input("1", 3).unwrap(), None);
+        assert_eq!(history.spend_input("1", 3, 0, "aa").unwrap(), Ok(()));
+        drop(history);
+        let history = History::open(dir.path()).unwrap();
+        // Another attempt of round 3, whatever its model.
+        assert_eq!(history.spend_input("1", 3, 1, "bb").unwrap(), Err(0));
+        assert_eq!(history.spent_input("1", 3).unwrap(), Some(0));
+        // Another round, and another task, are free.
+        assert_eq!(history.spend_input("1", 4, 0, "aa").unwrap(), Ok(()));
+        assert_eq!(history.spend_input("2", 3, 0, "aa").unwrap(), Ok(()));
     }
 }

@@ -204,7 +204,8 @@ pub enum ClientRunError {
 pub struct ClientReport {
     /// Rounds whose result the client received.
     pub results: Vec<RecordedResult>,
-    /// Attempts it declined because it had entered them before.
+    /// Attempts it declined: entered before, or of a round (or from a
+    /// model) whose masked input it had already sent.
     pub declined: usize,
     /// Connections it made.
     pub connections: u32,
@@ -287,6 +288,8 @@ pub async fn run_client(options: ClientOptions) -> Result<ClientReport, ClientRu
 struct Taking {
     round: u64,
     attempt: u32,
+    /// Hex content hash of the model the update was trained from.
+    model: String,
     secagg: Option<ClientSession>,
 }
 
@@ -396,7 +399,7 @@ async fn session(
     loop {
         let message = decode_server(&reader.next().await?).map_err(NetError::from)?;
         match message {
-            ServerMessage::Round(announcement) => admitted.enter(announcement).await?,
+            ServerMessage::Round(announcement) => admitted.enter(announcement, report).await?,
             ServerMessage::SecAgg { message } => admitted.secagg(&message).await?,
             ServerMessage::RoundResult(result) => admitted.result(&result, report)?,
             ServerMessage::Finished { rounds } => {
@@ -436,32 +439,50 @@ impl Admitted<'_> {
         Ok(self.writer.send(&encode(message)).await?)
     }
 
-    /// Takes part in an announced attempt, up to its first message.
-    async fn enter(&mut self, announcement: RoundAnnouncement) -> Result<(), SessionError> {
+    /// Takes part in an announced attempt, up to its first message, or
+    /// declines it.
+    async fn enter(
+        &mut self,
+        announcement: RoundAnnouncement,
+        report: &mut ClientReport,
+    ) -> Result<(), SessionError> {
         let RoundAnnouncement {
             round,
             attempt,
             model_hash,
             ..
         } = announcement;
+        let model = hex::encode(model_hash);
         let role = match &announcement.role {
             Role::Plain => "plain".to_string(),
             Role::SecAgg { group, index, .. } => format!("group {group} index {index}"),
         };
-        if !self.history.enter_attempt(
-            &self.task,
-            round,
-            attempt,
-            &role,
-            &hex::encode(model_hash),
-        )? {
-            warn!(round, attempt, "declining an attempt entered before");
+        let refusal = if !self
+            .history
+            .enter_attempt(&self.task, round, attempt, &role, &model)?
+        {
+            Some("attempt already entered".to_string())
+        } else if let (Role::SecAgg { .. }, Some(spent)) = (
+            &announcement.role,
+            self.history.spent_input(&self.task, round)?,
+        ) {
+            // One masked input per round (see the history).
+            Some(format!(
+                "this client's masked input for round {round} was sent in attempt {spent}; it \
+                 sends one per round"
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            warn!(round, attempt, %reason, "declining the attempt");
+            report.declined += 1;
             self.taking = None;
             return self
                 .send(&ClientMessage::Decline {
                     round,
                     attempt,
-                    reason: "attempt already entered".into(),
+                    reason,
                 })
                 .await;
         }
@@ -476,6 +497,7 @@ impl Admitted<'_> {
                 self.taking = Some(Taking {
                     round,
                     attempt,
+                    model,
                     secagg: None,
                 });
                 self.send(&ClientMessage::PlainUpdate {
@@ -501,6 +523,7 @@ impl Admitted<'_> {
                 self.taking = Some(Taking {
                     round,
                     attempt,
+                    model,
                     secagg: Some(session),
                 });
                 self.send_secagg(&advertise).await
@@ -682,22 +705,49 @@ impl Admitted<'_> {
             }
         };
         self.crash_if_due(round, reply.kind().client_phase())?;
-        self.send_secagg(&reply).await?;
         if reply.kind() == MessageKind::MaskedInput {
-            let encoded = reply
-                .to_bytes()
-                .map_err(|e| protocol(format!("secagg encoding: {e}")))?;
-            let update_hash = keccak256(&encoded);
-            let signature = self.sign_submission(round, attempt, update_hash)?;
-            self.send(&ClientMessage::Submission {
-                round,
-                attempt,
-                update_hash: update_hash.0,
-                signature,
-            })
-            .await?;
+            return self.send_masked_input(&reply).await;
         }
-        Ok(())
+        self.send_secagg(&reply).await
+    }
+
+    /// Sends the masked input of the attempt in progress and its signed
+    /// submission, once the history has recorded it as the round's only
+    /// one; otherwise sends nothing and the group goes on without it.
+    async fn send_masked_input(&mut self, reply: &SignedMessage) -> Result<(), SessionError> {
+        let Some(Taking {
+            round,
+            attempt,
+            model,
+            ..
+        }) = self.taking.as_ref()
+        else {
+            return Err(protocol("a masked input outside an attempt"));
+        };
+        let (round, attempt) = (*round, *attempt);
+        if let Err(spent) = self
+            .history
+            .spend_input(&self.task, round, attempt, model)?
+        {
+            warn!(
+                round,
+                attempt, spent, "not sending a second masked input for the round"
+            );
+            return Ok(());
+        }
+        self.send_secagg(reply).await?;
+        let encoded = reply
+            .to_bytes()
+            .map_err(|e| protocol(format!("secagg encoding: {e}")))?;
+        let update_hash = keccak256(&encoded);
+        let signature = self.sign_submission(round, attempt, update_hash)?;
+        self.send(&ClientMessage::Submission {
+            round,
+            attempt,
+            update_hash: update_hash.0,
+            signature,
+        })
+        .await
     }
 
     fn result(

@@ -32,6 +32,11 @@ pub async fn post_round<C: Chain>(
 ) -> Result<(), CoordinatorError> {
     let settled = &stored.settled;
     let round = settled.round;
+    let Some(payout_tree) = &stored.payout_tree else {
+        // A skipped round changed nothing; the contract accepts the next
+        // round number without it.
+        return Ok(());
+    };
     if store
         .chain_tx(round, ChainTx::Post)?
         .is_none_or(|(state, _)| state != ChainTxState::Done)
@@ -45,7 +50,7 @@ pub async fn post_round<C: Chain>(
                         task_id,
                         round,
                         B256::from(settled.model_hash),
-                        stored.payout_tree.root(),
+                        payout_tree.root(),
                         U256::from(settled.total()),
                     )
                     .await?;

@@ -10,7 +10,11 @@
 //! transaction; tell the participants; post the round and its slashes on
 //! chain ([`crate::chain`]). An attempt that yields nothing usable is
 //! abandoned and the round runs again with the next attempt number: fresh
-//! keys, fresh masks, a fresh cohort.
+//! keys, fresh masks, a fresh cohort drawn from the clients whose masked
+//! input reached no earlier attempt of the round
+//! ([`fedstake_round::SpentInputs`]: one input per client per round). When
+//! too few such clients are left, the round is skipped
+//! ([`fedstake_round::skip_round`]): recorded, never posted.
 //!
 //! On start the coordinator rebuilds the engine's state from the store
 //! ([`fedstake_round::RoundState::replay`]) and the driver posts whatever a
@@ -18,7 +22,7 @@
 //! died is never resumed: its number is spent, and the round runs again
 //! with the next one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
@@ -30,8 +34,9 @@ use fedstake_protocol::spec::Phase as SpecPhase;
 use fedstake_protocol::wire::{Role, RoundAnnouncement, RoundResult, ServerMessage};
 use fedstake_rewards::PayoutTree;
 use fedstake_round::{
-    Attempt, AttemptId, AttemptInputs, Contributions, MAX_ATTEMPTS, Plan, RoundState, Settlement,
-    draw_cohort, group_cohort, root_update, settle,
+    Attempt, AttemptId, AttemptInputs, Collected, Contributions, MAX_ATTEMPTS, Plan, RoundState,
+    Settlement, SignedSubmission, SpentInputs, draw_cohort, group_cohort, root_update, settle,
+    skip_round,
 };
 use fedstake_secure_agg::grouping::RoundId;
 use fedstake_secure_agg::identity::Identity;
@@ -86,7 +91,11 @@ pub struct RoundReport {
 /// How an attempt ended.
 enum AttemptEnd {
     Settled(Box<StoredRound>),
-    Failed(String),
+    Failed {
+        reason: String,
+        /// Members whose masked input reached the attempt.
+        spent: BTreeSet<Address>,
+    },
 }
 
 impl<C: Chain + 'static> Driver<C> {
@@ -110,12 +119,25 @@ impl<C: Chain + 'static> Driver<C> {
         let first = settled.last().map_or(1, |r| r.settled.round + 1);
         for round in first..=self.plan.rounds() {
             let mut failed = 0;
+            let mut spent = SpentInputs::new();
             let stored = loop {
-                let eligible = self.wait_for_clients().await?;
+                let connected = self.wait_for_clients().await?;
+                let Some(eligible) = spent.remaining(&self.plan, &connected) else {
+                    warn!(
+                        round,
+                        needed = self.plan.cohort_min(),
+                        "too few clients left whose input of the round is unspent; skipping it"
+                    );
+                    break self.skip(round, failed)?;
+                };
                 match self.run_attempt(round, &eligible).await? {
                     AttemptEnd::Settled(stored) => break stored,
-                    AttemptEnd::Failed(reason) => {
+                    AttemptEnd::Failed {
+                        reason,
+                        spent: members,
+                    } => {
                         failed += 1;
+                        spent.record(members);
                         self.shared.metrics.failed_attempts.inc();
                         warn!(round, %reason, "attempt failed; the round runs again");
                         if failed >= MAX_ATTEMPTS {
@@ -283,7 +305,8 @@ impl<C: Chain + 'static> Driver<C> {
                 let grouping = match group_cohort(&self.plan, &cohort, &self.global, &round_id) {
                     Ok(grouping) => grouping,
                     Err(error) => {
-                        return self.abandon(round, attempt, format!("grouping: {error}"));
+                        let reason = format!("grouping: {error}");
+                        return self.abandon(round, attempt, reason, BTreeSet::new());
                     }
                 };
                 let engine = Attempt::secagg(
@@ -316,7 +339,11 @@ impl<C: Chain + 'static> Driver<C> {
             .metrics
             .phase("collect", started.elapsed().as_secs_f64());
         let settle_started = Instant::now();
-        let (contributions, submissions) = engine.finish();
+        let Collected {
+            contributions,
+            submissions,
+            spent,
+        } = engine.finish();
         let stakes = self.stakes(&contributions).await?;
         self.train_root_update(round)?;
         let root = self.sponsor.root_update.as_ref().map(|(_, u)| u.as_slice());
@@ -333,26 +360,11 @@ impl<C: Chain + 'static> Driver<C> {
                 stakes: &stakes,
             },
         );
-        let Settlement {
-            record,
-            model,
-            next,
-        } = match outcome {
+        let settlement = match outcome {
             Ok(settlement) => settlement,
-            Err(error) => return self.abandon(round, attempt, error.to_string()),
+            Err(error) => return self.abandon(round, attempt, error.to_string(), spent),
         };
-        for (address, submission) in &submissions {
-            self.store.put_submission(round, *address, submission)?;
-        }
-        let payout_tree = PayoutTree::from_payouts(next.cumulative_payouts())
-            .map_err(|e| CoordinatorError::Internal(format!("payout tree: {e}")))?;
-        let stored = StoredRound {
-            settled: record,
-            payout_tree,
-        };
-        self.store.settle_round(&stored, &model.to_safetensors()?)?;
-        self.state = next;
-        self.global = model;
+        let stored = self.adopt(settlement, &submissions)?;
         self.shared
             .metrics
             .phase("settle", settle_started.elapsed().as_secs_f64());
@@ -388,6 +400,56 @@ impl<C: Chain + 'static> Driver<C> {
         Ok(AttemptEnd::Settled(Box::new(stored)))
     }
 
+    /// Stores a settled round (its submissions, record, payout tree and
+    /// model) and adopts its state and model.
+    fn adopt(
+        &mut self,
+        settlement: Settlement<Address>,
+        submissions: &BTreeMap<Address, SignedSubmission>,
+    ) -> Result<StoredRound, CoordinatorError> {
+        let Settlement {
+            record,
+            model,
+            next,
+        } = settlement;
+        for (address, submission) in submissions {
+            self.store
+                .put_submission(record.round, *address, submission)?;
+        }
+        let payout_tree = if record.is_skipped() {
+            None
+        } else {
+            Some(
+                PayoutTree::from_payouts(next.cumulative_payouts())
+                    .map_err(|e| CoordinatorError::Internal(format!("payout tree: {e}")))?,
+            )
+        };
+        let stored = StoredRound {
+            settled: record,
+            payout_tree,
+        };
+        self.store.settle_round(&stored, &model.to_safetensors()?)?;
+        self.state = next;
+        self.global = model;
+        Ok(stored)
+    }
+
+    /// Skips `round` after `failed` attempts (see the module documentation).
+    fn skip(&mut self, round: u64, failed: u32) -> Result<Box<StoredRound>, CoordinatorError> {
+        let settlement: Settlement<Address> = skip_round(
+            &self.plan,
+            &self.state,
+            &self.sponsor.validation,
+            round,
+            failed,
+            &self.global,
+        )
+        .map_err(|e| CoordinatorError::Internal(format!("skipping round {round}: {e}")))?;
+        let stored = self.adopt(settlement, &BTreeMap::new())?;
+        info!(round, "round skipped");
+        Ok(Box::new(stored))
+    }
+
     /// Trains the sponsor's root update of `round` unless it is known or
     /// the plan needs none.
     fn train_root_update(&mut self, round: u64) -> Result<(), CoordinatorError> {
@@ -412,16 +474,18 @@ impl<C: Chain + 'static> Driver<C> {
         Ok(())
     }
 
-    /// Records that the attempt gave nothing usable; the round runs again.
+    /// Records that the attempt gave nothing usable; the round runs again
+    /// without the members whose input it `spent`.
     fn abandon(
         &self,
         round: u64,
         attempt: u32,
         reason: String,
+        spent: BTreeSet<Address>,
     ) -> Result<AttemptEnd, CoordinatorError> {
         self.store
             .end_attempt(round, attempt, &AttemptOutcome::Abandoned(reason.clone()))?;
-        Ok(AttemptEnd::Failed(reason))
+        Ok(AttemptEnd::Failed { reason, spent })
     }
 
     /// Moves messages and time into the attempt, and its messages out, until

@@ -89,16 +89,25 @@ pub enum StoreError {
 pub struct StoredRound {
     /// What the round paid, showed and slashed.
     pub settled: SettledRound<Address>,
-    /// The cumulative payout tree after the round.
-    pub payout_tree: PayoutTree,
+    /// The cumulative payout tree after the round, posted on chain; `None`
+    /// for a skipped round, which changes nothing and is never posted.
+    pub payout_tree: Option<PayoutTree>,
+}
+
+impl StoredRound {
+    /// The payout tree of the last round in `rounds` that has one: what
+    /// claims are proven against.
+    pub fn latest_tree(rounds: &[StoredRound]) -> Option<&PayoutTree> {
+        rounds.iter().rev().find_map(|r| r.payout_tree.as_ref())
+    }
 }
 
 /// The JSON form of a [`StoredRound`] in the `rounds` table.
 #[derive(Serialize, Deserialize)]
 struct RoundRecord {
     settled: SettledRound<Address>,
-    /// OpenZeppelin `standard-v1` JSON.
-    payout_tree: String,
+    /// OpenZeppelin `standard-v1` JSON; absent for a skipped round.
+    payout_tree: Option<String>,
 }
 
 /// How an attempt ended.
@@ -536,7 +545,7 @@ impl Store {
         let settled = &stored.settled;
         let record = serde_json::to_string(&RoundRecord {
             settled: settled.clone(),
-            payout_tree: stored.payout_tree.to_json(),
+            payout_tree: stored.payout_tree.as_ref().map(PayoutTree::to_json),
         })
         .map_err(|e| self.corrupt("round", e))?;
         let mut connection = self.conn();
@@ -587,7 +596,10 @@ impl Store {
             let text = row.map_err(|e| self.wrap(e))?;
             let record: RoundRecord =
                 serde_json::from_str(&text).map_err(|e| self.corrupt("round", e))?;
-            let payout_tree = PayoutTree::from_json(&record.payout_tree, "stored round")
+            let payout_tree = record
+                .payout_tree
+                .map(|json| PayoutTree::from_json(&json, "stored round"))
+                .transpose()
                 .map_err(|e| self.corrupt("round", e))?;
             rounds.push(StoredRound {
                 settled: record.settled,
@@ -664,7 +676,7 @@ mod tests {
                 groups: Vec::new(),
                 slashes: Vec::new(),
             },
-            payout_tree: PayoutTree::from_payouts(&payouts).unwrap(),
+            payout_tree: Some(PayoutTree::from_payouts(&payouts).unwrap()),
         }
     }
 

@@ -508,7 +508,7 @@ async fn plain_rounds_slash_sign_flippers_on_chain_with_their_own_signatures() {
         assert_eq!(stake.active, expected, "client {index}");
     }
     // The poisoners earned less than any honest client.
-    let tree = &stored.last().unwrap().payout_tree;
+    let tree = StoredRound::latest_tree(&stored).unwrap();
     let paid = |a: Address| tree.amount(a).unwrap_or_default();
     let least_honest = net.clients[2..]
         .iter()
@@ -687,4 +687,68 @@ async fn an_fltrust_task_is_served_with_the_sponsors_root_data_and_refused_witho
         settled.iter().all(|r| r.accepted > 0 && r.total() > 0),
         "{settled:?}"
     );
+}
+
+/// One input per client per round: when the only group of a round fails
+/// after every member sent its masked input (two members crash before
+/// signing the survivor list, so no secret can be rebuilt), the round is
+/// skipped. It never runs again with new groups, whose sums the coordinator
+/// could subtract from what it saw of the first; the crashed members come
+/// back and the next round completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_whose_inputs_were_spent_is_skipped_not_run_again() {
+    let net = setup(secagg_spec(3, 5, 5), 5).await;
+    let coordinator = net.coordinator(false, 10).await;
+    let (address, fingerprint) = (coordinator.local_addr().unwrap(), coordinator.fingerprint());
+    let serving = tokio::spawn(coordinator.run());
+    let crash = CrashPoint {
+        round: 2,
+        phase: Some(Phase::Consistency),
+    };
+    let mut clients = Vec::new();
+    for index in 0..5 {
+        let options = net.client(index, address, fingerprint, (index < 2).then_some(crash));
+        clients.push(tokio::spawn(async move {
+            match run_client(options.clone()).await {
+                Err(ClientRunError::Crashed { round: 2, .. }) => {
+                    let restarted = fedstake_client::ClientOptions {
+                        crash: None,
+                        ..options
+                    };
+                    run_client(restarted).await
+                }
+                other => other,
+            }
+        }));
+    }
+    let stored = serving.await.unwrap().unwrap();
+    for client in clients {
+        let report = client.await.unwrap().unwrap();
+        assert_eq!(report.declined, 0, "{report:?}");
+    }
+    let settled = records(stored.clone());
+    assert_eq!(settled.len(), 3);
+    assert!(!settled[0].is_skipped() && !settled[2].is_skipped());
+    let skipped = &settled[1];
+    assert!(skipped.is_skipped(), "{skipped:?}");
+    assert!(skipped.payouts.is_empty() && skipped.groups.is_empty());
+    assert_eq!(skipped.model_hash, settled[0].model_hash);
+    assert!(stored[1].payout_tree.is_none());
+
+    // Round 2 had exactly one attempt.
+    let (store, _, _) =
+        Store::inspect(&net.coordinator_state().join("coordinator.sqlite")).unwrap();
+    let second: Vec<u32> = store
+        .attempts()
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.round == 2)
+        .map(|a| a.attempt)
+        .collect();
+    assert_eq!(second, vec![0], "round 2 ran again");
+    // The skipped round was never posted; the others were, once.
+    let task = net.ledger.task(net.task_id).await.unwrap();
+    let total: u128 = settled.iter().map(SettledRound::total).sum();
+    assert_eq!(task.postedTotal, alloy::primitives::U256::from(total));
+    assert_eq!(task.lastPostedRound, 3);
 }

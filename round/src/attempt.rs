@@ -143,6 +143,22 @@ pub struct AttemptId {
     pub dimension: usize,
 }
 
+/// What an attempt collected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Collected<P> {
+    /// For [`crate::settle`]: the plain updates, or each completed group's
+    /// weighted mean with its survivors.
+    pub contributions: Contributions<P>,
+    /// The signed submissions received.
+    pub submissions: BTreeMap<P, SignedSubmission>,
+    /// Members whose masked input arrived, whether or not their group
+    /// completed: their input of the round is spent
+    /// ([`crate::SpentInputs`]). Members that declined count too: a client
+    /// declines a round whose input it spent in an attempt the coordinator
+    /// no longer knows of. Empty in plain mode, where nothing is hidden.
+    pub spent: BTreeSet<P>,
+}
+
 /// One group of a secagg attempt.
 struct GroupRun<P> {
     members: Vec<P>,
@@ -156,6 +172,8 @@ struct GroupRun<P> {
     deadline: Instant,
     started: Instant,
     masked_input_hash: BTreeMap<u32, B256>,
+    /// Members that declined the attempt.
+    declined: BTreeSet<u32>,
     outcome: Option<Result<Vec<u32>, String>>,
 }
 
@@ -266,6 +284,7 @@ impl<P: Participant> Attempt<P> {
                     deadline: now + first,
                     started: now,
                     masked_input_hash: BTreeMap::new(),
+                    declined: BTreeSet::new(),
                     outcome: None,
                 }
             })
@@ -528,6 +547,7 @@ impl<P: Participant> Attempt<P> {
                 if let Some(&(group, index)) = seats.get(&from) {
                     groups[group].expected.remove(&index);
                     groups[group].gone.insert(index);
+                    groups[group].declined.insert(index);
                 }
                 Ok(())
             }
@@ -591,10 +611,20 @@ impl<P: Participant> Attempt<P> {
         &self.submissions
     }
 
-    /// What the attempt collected, for [`crate::settle`] (the plain
-    /// updates, or each completed group's weighted mean with its
-    /// survivors), and the signed submissions received.
-    pub fn finish(self) -> (Contributions<P>, BTreeMap<P, SignedSubmission>) {
+    /// What the attempt collected (see [`Collected`]).
+    pub fn finish(self) -> Collected<P> {
+        let spent = match &self.collection {
+            Collection::Plain { .. } => BTreeSet::new(),
+            Collection::Secagg { groups, .. } => groups
+                .iter()
+                .flat_map(|run| {
+                    run.masked_input_hash
+                        .keys()
+                        .chain(&run.declined)
+                        .map(|&index| run.members[index as usize].clone())
+                })
+                .collect(),
+        };
         let contributions = match self.collection {
             Collection::Plain { updates, .. } => Contributions::Plain(updates),
             Collection::Secagg { ref groups, .. } => {
@@ -613,7 +643,11 @@ impl<P: Participant> Attempt<P> {
                 Contributions::Groups { sums, failures }
             }
         };
-        (contributions, self.submissions)
+        Collected {
+            contributions,
+            submissions: self.submissions,
+            spent,
+        }
     }
 }
 

@@ -4,6 +4,12 @@
 //! Both are deterministic functions of public data (the task, the round,
 //! the attempt, the reputation every settled round implies, and the model
 //! the round starts from), so anyone holding those re-derives them.
+//!
+//! Under secure aggregation a client's input of a round may reach at most
+//! one sum ([`SpentInputs`]): a later attempt of the round is drawn only
+//! from clients whose masked input reached no earlier attempt.
+
+use std::collections::BTreeSet;
 
 use fedstake_aggregation::Model;
 use fedstake_protocol::spec::Selection;
@@ -73,4 +79,59 @@ pub fn group_cohort<P: Ord + Clone>(
         .secagg()
         .map_or(1, |secagg| secagg.quantization.summands);
     assign_groups(cohort, group_size, &grouping_seed(global), round)
+}
+
+/// The clients whose masked input of the current round reached an attempt
+/// ([`crate::Attempt::finish`] lists them).
+///
+/// A client retrains the same update when a round runs again, and every
+/// attempt regroups; two sums over different member sets that share a
+/// client's input give its input by difference (a few attempts give every
+/// client's, by least squares). So the rule is *one input per client per
+/// round*: the client refuses every further attempt of a round once it has
+/// sent a masked input for it (its history records that before sending),
+/// and the coordinator and the lab draw later attempts of the round only
+/// from the other clients. When too few are left for a cohort, the round
+/// is skipped ([`crate::skip_round`]): nothing is applied or paid.
+///
+/// Why it is sound: every sum the coordinator can obtain for a round is over
+/// the survivors of one group of one attempt, and a client's input of the
+/// round sits in at most one such group; within a group the consistency
+/// check and the threshold ([`fedstake_secure_agg::graph`]) keep the
+/// coordinator from opening more than one sum. A coordinator that ignores
+/// this set gains nothing: the clients refuse on their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpentInputs<P> {
+    spent: BTreeSet<P>,
+}
+
+impl<P: Ord + Clone> SpentInputs<P> {
+    /// Nobody has spent an input yet (a new round).
+    pub fn new() -> Self {
+        SpentInputs {
+            spent: BTreeSet::new(),
+        }
+    }
+
+    /// Adds the members whose masked input reached an attempt.
+    pub fn record(&mut self, members: impl IntoIterator<Item = P>) {
+        self.spent.extend(members);
+    }
+
+    /// Whether `client` has spent its input of the round.
+    pub fn contains(&self, client: &P) -> bool {
+        self.spent.contains(client)
+    }
+
+    /// The `eligible` clients a further attempt of the round may draw
+    /// from, or `None` when the round must be skipped: some inputs of the
+    /// round are spent and fewer than `cohort.min` clients are left.
+    pub fn remaining(&self, plan: &Plan, eligible: &[P]) -> Option<Vec<P>> {
+        let unspent: Vec<P> = eligible
+            .iter()
+            .filter(|client| !self.spent.contains(client))
+            .cloned()
+            .collect();
+        (self.spent.is_empty() || unspent.len() >= plan.cohort_min()).then_some(unspent)
+    }
 }

@@ -10,12 +10,14 @@
 //! - [`RoundState`]: what carries over rounds (cumulative payouts, group
 //!   attribution, slashing windows, reputation, the previous aggregate),
 //!   rebuilt from stored rounds by [`RoundState::replay`];
-//! - [`draw_cohort`] and [`group_cohort`]: who takes part in an attempt;
+//! - [`draw_cohort`] and [`group_cohort`]: who takes part in an attempt,
+//!   and [`SpentInputs`]: who may still take part in a round (one input per
+//!   client per round under secure aggregation);
 //! - [`Attempt`]: the collection of one attempt as a state machine fed
 //!   messages and timeouts (`handle_*`) that says what to send and when it
 //!   next needs waking (`poll_*`);
 //! - [`settle`]: from what an attempt collected to a [`SettledRound`] and
-//!   the next state.
+//!   the next state; [`skip_round`] when no attempt can run.
 
 mod attempt;
 mod cohort;
@@ -24,15 +26,15 @@ mod settle;
 mod state;
 
 pub use attempt::{
-    Attempt, AttemptId, ClosedPhase, Participant, RefusalKind, Refused, SignedSubmission,
-    StartError,
+    Attempt, AttemptId, ClosedPhase, Collected, Participant, RefusalKind, Refused,
+    SignedSubmission, StartError,
 };
-pub use cohort::{draw_cohort, group_cohort, grouping_seed};
+pub use cohort::{SpentInputs, draw_cohort, group_cohort, grouping_seed};
 pub use plan::{
     ATTRIBUTION_SIGNIFICANCE, DUPLICATE_THRESHOLD, MAX_ATTEMPTS, Plan, PlanError, SecaggPlan,
 };
 pub use settle::{
     AttemptInputs, Contributions, PlainContribution, SettleError, Settlement, evaluate,
-    root_update, settle,
+    root_update, settle, skip_round,
 };
 pub use state::{GroupRecord, INITIAL_REPUTATION, ReplayError, RoundState, SettledRound};

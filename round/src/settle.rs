@@ -322,6 +322,42 @@ pub fn settle<P: Ord + Clone + Debug + Send + Sync>(
     )
 }
 
+/// The record of a round that ran no attempt to the end because too few
+/// clients were left to draw from ([`crate::SpentInputs`]): the model stays
+/// (re-evaluated for the record), nothing is paid or observed, and the
+/// round's budget stays in the pool. A skipped round is never posted.
+pub fn skip_round<P: Ord + Clone + Debug>(
+    plan: &Plan,
+    state: &RoundState<P>,
+    validation: &Dataset,
+    round: u64,
+    attempt: u32,
+    global: &Model,
+) -> Result<Settlement<P>, SettleError> {
+    let evaluation = evaluate(plan, validation, global.params())?;
+    let mut next = state.clone();
+    next.rounds = round;
+    Ok(Settlement {
+        record: SettledRound {
+            round,
+            attempt,
+            model_hash: global.content_hash(),
+            accuracy: evaluation.accuracy,
+            loss: evaluation.loss,
+            accepted: 0,
+            rejected: 0,
+            aggregator_inputs: 0,
+            payouts: Vec::new(),
+            dust: plan.rewards().round_budget,
+            observations: Vec::new(),
+            groups: Vec::new(),
+            slashes: Vec::new(),
+        },
+        model: global.clone(),
+        next,
+    })
+}
+
 fn aggregate(
     plan: &Plan,
     rows: &Array2<f32>,

@@ -68,6 +68,12 @@ pub struct SettledRound<P> {
 }
 
 impl<P: PartialEq> SettledRound<P> {
+    /// Whether the round was skipped ([`crate::skip_round`]): no attempt
+    /// gave the aggregator anything.
+    pub fn is_skipped(&self) -> bool {
+        self.aggregator_inputs == 0
+    }
+
     /// What the round paid in all.
     pub fn total(&self) -> u128 {
         self.payouts.iter().map(|(_, amount)| amount).sum()
@@ -206,7 +212,10 @@ impl<P: Ord + Clone + Debug> RoundState<P> {
             }
         }
         self.update_reputation(plan, &settled.payouts);
-        self.previous_aggregate = Some(aggregate);
+        // A skipped round applied nothing; the last aggregate stays.
+        if !settled.is_skipped() {
+            self.previous_aggregate = Some(aggregate);
+        }
         self.rounds = round;
         Ok(())
     }

@@ -12,8 +12,8 @@ use fedstake_protocol::spec::{Phase as SpecPhase, TaskSpec};
 use fedstake_protocol::wire::ClientMessage;
 use fedstake_protocol::{Submission, submission_domain};
 use fedstake_round::{
-    Attempt, AttemptId, AttemptInputs, Contributions, PlainContribution, Plan, PlanError,
-    RefusalKind, RoundState, SettleError, draw_cohort, group_cohort, settle,
+    Attempt, AttemptId, AttemptInputs, Collected, Contributions, PlainContribution, Plan,
+    PlanError, RefusalKind, RoundState, SettleError, draw_cohort, group_cohort, settle,
 };
 use fedstake_secure_agg::client::ClientSession;
 use fedstake_secure_agg::grouping::RoundId;
@@ -254,12 +254,21 @@ fn a_plain_attempt_takes_each_members_signed_update_once_and_refuses_the_rest() 
     attempt.handle_timeout(deadline);
     assert!(attempt.is_complete() && attempt.poll_timeout().is_none());
 
-    let (Contributions::Plain(updates), submissions) = attempt.finish() else {
+    let Collected {
+        contributions: Contributions::Plain(updates),
+        submissions,
+        spent,
+    } = attempt.finish()
+    else {
         panic!("a plain attempt collects plain updates");
     };
     assert_eq!(updates.keys().copied().collect::<Vec<_>>(), cohort[..2]);
     assert_eq!(updates[&cohort[1]].weight, 20);
     assert_eq!(submissions.keys().copied().collect::<Vec<_>>(), cohort[..2]);
+    assert!(
+        spent.is_empty(),
+        "a plain update is not hidden, so nothing is spent"
+    );
 }
 
 #[test]
@@ -351,12 +360,19 @@ fn a_secagg_attempt_fed_in_memory_gives_the_exact_sum_of_its_survivors() {
         closed.push(phase.phase);
     }
     assert_eq!(closed.len(), 5, "{closed:?}");
-    let (Contributions::Groups { sums, failures }, _) = attempt.finish() else {
+    let Collected {
+        contributions: Contributions::Groups { sums, failures },
+        spent,
+        ..
+    } = attempt.finish()
+    else {
         panic!("a secagg attempt collects group sums");
     };
     assert!(failures.is_empty(), "{failures:?}");
     let survivors: Vec<Address> = grouping.groups()[0][1..].to_vec();
     assert_eq!(sums[0].members, survivors);
+    // The leaver sent no masked input: only the survivors' inputs are spent.
+    assert_eq!(spent.into_iter().collect::<Vec<_>>(), survivors);
     assert_eq!(sums[0].weight, 40.0);
     // The mean of the survivors' quantized inputs, exactly.
     let expected: Vec<u32> = (0..=dimension)
@@ -568,7 +584,12 @@ fn an_update_arriving_after_its_deadline_is_refused_even_before_the_timer_fires(
         .unwrap_err();
     assert_eq!(refused.kind, RefusalKind::Unexpected);
     assert!(attempt.is_complete());
-    let (Contributions::Plain(updates), submissions) = attempt.finish() else {
+    let Collected {
+        contributions: Contributions::Plain(updates),
+        submissions,
+        ..
+    } = attempt.finish()
+    else {
         panic!("a plain attempt collects plain updates");
     };
     assert!(updates.is_empty() && submissions.is_empty());

@@ -22,8 +22,7 @@ use fedstake_aggregation::Model;
 use fedstake_protocol::Submission;
 use fedstake_protocol::wire::ClientMessage;
 use fedstake_round::{
-    Attempt, AttemptId, Contributions, Plan, RoundState, SignedSubmission, draw_cohort,
-    group_cohort,
+    Attempt, AttemptId, Collected, Contributions, Plan, RoundState, draw_cohort, group_cohort,
 };
 use fedstake_secure_agg::client::ClientSession;
 use fedstake_secure_agg::grouping::{Grouping, GroupingError, RoundId};
@@ -34,9 +33,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 use crate::SimError;
-
-/// What an attempt collected and the signed submissions it received.
-pub type Collected = (Contributions<Address>, BTreeMap<Address, SignedSubmission>);
 
 /// What one cohort member brings to an attempt.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,7 +180,7 @@ impl Lab {
         draw: &Draw,
         global: &Model,
         inputs: &BTreeMap<Address, MemberInput>,
-    ) -> Result<Collected, SimError> {
+    ) -> Result<Collected<Address>, SimError> {
         let id = AttemptId {
             task_id: self.task_id,
             round: draw.round,
@@ -239,13 +235,14 @@ impl Lab {
             }
             // Under secure aggregation a cohort too small for one group
             // gives nothing, as the coordinator's grouping does.
-            (None, Some(_)) => Ok((
-                Contributions::Groups {
+            (None, Some(_)) => Ok(Collected {
+                contributions: Contributions::Groups {
                     sums: Vec::new(),
                     failures: vec!["too few clients for one group".into()],
                 },
-                BTreeMap::new(),
-            )),
+                submissions: BTreeMap::new(),
+                spent: BTreeSet::new(),
+            }),
             (_, None) => {
                 let mut attempt = Attempt::plain(&self.plan, id, &draw.cohort, now);
                 for member in &draw.cohort {

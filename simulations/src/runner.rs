@@ -25,7 +25,8 @@ use fedstake_aggregation::{Aggregator, Model};
 use fedstake_protocol::spec::DEFAULT_CHAIN_ID;
 use fedstake_protocol::submission_domain;
 use fedstake_round::{
-    AttemptInputs, Contributions, MAX_ATTEMPTS, Plan, RoundState, evaluate, root_update, settle,
+    AttemptInputs, Collected, Contributions, MAX_ATTEMPTS, Plan, RoundState, SpentInputs, evaluate,
+    root_update, settle,
 };
 use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::session::Phase;
@@ -386,13 +387,24 @@ impl Run<'_> {
             // Like the coordinator, an attempt that gives nothing usable is
             // run again under the next attempt number (a new cohort, new
             // groups and new dropouts), up to the engine's limit.
+            // Later attempts draw only from clients whose input of the round
+            // reached no earlier one; the round fails when too few are left.
             let mut outcome = None;
             let mut last_cohort = 0;
             let mut failures = 0;
+            let mut spent = SpentInputs::new();
             for attempt in 0..MAX_ATTEMPTS {
-                let draw = self.lab.draw(&state, &global, &eligible, round, attempt)?;
+                let Some(remaining) = spent.remaining(self.plan(), &eligible) else {
+                    break;
+                };
+                let draw = self.lab.draw(&state, &global, &remaining, round, attempt)?;
                 let inputs = self.inputs(&draw, &global, &mut dropout_rng, &mut attack_rng)?;
-                let (contributions, _) = self.lab.collect(&draw, &global, &inputs)?;
+                let Collected {
+                    contributions,
+                    spent: spent_now,
+                    ..
+                } = self.lab.collect(&draw, &global, &inputs)?;
+                spent.record(spent_now);
                 let participant_stakes: BTreeMap<Address, u128> = contributions
                     .participants()
                     .into_iter()
@@ -422,7 +434,7 @@ impl Run<'_> {
                     }
                     // An attempt whose cohort, groups and dropouts could not
                     // differ would fail the same way again.
-                    Err(_) if !self.retry_can_differ(eligible.len()) => break,
+                    Err(_) if !self.retry_can_differ(remaining.len()) => break,
                     Err(_) => {}
                 }
             }

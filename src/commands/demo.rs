@@ -195,8 +195,8 @@ async fn demo(spec: TaskSpec, args: &DemoArgs) -> anyhow::Result<()> {
     for client in clients {
         client.await.context("client task")??;
     }
-    let Some(last) = settled.last() else {
-        bail!("the coordinator settled no round");
+    let Some(tree) = StoredRound::latest_tree(&settled) else {
+        bail!("the coordinator settled no round that paid anyone");
     };
 
     // Skip the challenge window on the embedded clock, then everyone claims.
@@ -204,7 +204,6 @@ async fn demo(spec: TaskSpec, args: &DemoArgs) -> anyhow::Result<()> {
         .chain()
         .advance_time(rewards.challenge_window + 1)
         .await?;
-    let tree = &last.payout_tree;
     println!();
     println!(
         "client                                      role       claimed                    stake left"
@@ -379,8 +378,8 @@ fn write_report(
     rounds: &[StoredRound],
     roles: &BTreeMap<Address, &str>,
 ) -> anyhow::Result<()> {
-    let Some(tree) = rounds.last().map(|r| &r.payout_tree) else {
-        bail!("no round settled");
+    let Some(tree) = StoredRound::latest_tree(rounds) else {
+        bail!("no settled round paid anyone");
     };
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut csv = String::from(
