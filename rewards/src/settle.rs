@@ -195,7 +195,7 @@ pub fn score_round(
     let mut accepted = 0;
     for &client in inputs.cohort {
         let update = inputs.updates[client].as_deref().unwrap_or(&[]);
-        let update_norm = l2_norm(update);
+        let update_norm = Some(l2_norm(update));
         let slot = inputs.admitted.iter().position(|&a| a == client);
         let (score, observation) = match (slot, inputs.aggregate) {
             (Some(row), Some(aggregate)) => {
@@ -332,7 +332,7 @@ pub fn score_groups<C: Ord + Clone + Debug>(
         let observations = clients
             .iter()
             .map(|_| RoundObservation {
-                update_norm: 0.0,
+                update_norm: None,
                 norm_bound: params.clip_norm,
                 rejected: false,
                 alignment: 0.0,
@@ -411,7 +411,6 @@ pub fn score_groups<C: Ord + Clone + Debug>(
     let mut observations = Vec::with_capacity(clients.len());
     let mut accepted = 0;
     for (sum, &(quality, flagged, alignment, rejected)) in inputs.sums.iter().zip(&groups) {
-        let norm = l2_norm(&sum.mean);
         for member in &sum.members {
             let evidence = attribution
                 .evidence(member)
@@ -421,8 +420,7 @@ pub fn score_groups<C: Ord + Clone + Debug>(
             }
             scores.push(Score::from_f64(quality.clamp(0.0, 1.0) * evidence.quality)?);
             observations.push(RoundObservation {
-                // All the coordinator sees of the member's update.
-                update_norm: norm,
+                update_norm: None,
                 norm_bound: params.clip_norm,
                 rejected: flagged && evidence.is_suspect(significance),
                 alignment: alignment.clamp(-1.0, 1.0),

@@ -100,8 +100,11 @@ pub const VALIDATION_HARM_THRESHOLD: f64 = 0.01;
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RoundObservation {
     /// L2 norm of the client's signed update, before any clipping by the
-    /// aggregator.
-    pub update_norm: f64,
+    /// aggregator, when the coordinator saw the update (plain mode). `None`
+    /// under secure aggregation: a group mean's norm says nothing about one
+    /// member's update, so it is never charged to the members (a group sum
+    /// out of bounds fails its group instead).
+    pub update_norm: Option<f64>,
     /// The task's L2 bound `B`.
     pub norm_bound: f64,
     /// True when the aggregator rejected the update as an outlier (see
@@ -162,8 +165,8 @@ impl RoundObservation {
                 expected,
             })
         };
-        if !(self.update_norm.is_finite() && self.update_norm >= 0.0) {
-            return invalid("update_norm", self.update_norm, "finite and >= 0");
+        if let Some(norm) = self.update_norm.filter(|n| !(n.is_finite() && *n >= 0.0)) {
+            return invalid("update_norm", norm, "finite and >= 0");
         }
         if !(self.norm_bound.is_finite() && self.norm_bound > 0.0) {
             return invalid("norm_bound", self.norm_bound, "finite and > 0");
@@ -187,9 +190,12 @@ impl RoundObservation {
     /// does not.
     pub fn flags(&self) -> Vec<FlagReason> {
         let mut reasons = Vec::new();
-        if self.update_norm > self.norm_bound * (1.0 + NORM_BOUND_TOLERANCE) {
+        if let Some(norm) = self
+            .update_norm
+            .filter(|&norm| norm > self.norm_bound * (1.0 + NORM_BOUND_TOLERANCE))
+        {
             reasons.push(FlagReason::NormOverBound {
-                norm: self.update_norm,
+                norm,
                 bound: self.norm_bound,
             });
         }

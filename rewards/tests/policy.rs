@@ -116,7 +116,7 @@ fn policy(window: usize, min_flags: usize, basis_points: u16) -> SlashingPolicy 
 
 fn clean() -> RoundObservation {
     RoundObservation {
-        update_norm: 1.0,
+        update_norm: Some(1.0),
         norm_bound: 1.0,
         rejected: false,
         alignment: 0.3,
@@ -127,7 +127,7 @@ fn clean() -> RoundObservation {
 
 fn over_bound() -> RoundObservation {
     RoundObservation {
-        update_norm: 10.0,
+        update_norm: Some(10.0),
         ..clean()
     }
 }
@@ -137,7 +137,7 @@ fn flags_follow_the_design_rules() {
     assert!(clean().flags().is_empty());
     // Exactly at the bound, or a rounding ulp over it: not a flag.
     let at_bound = RoundObservation {
-        update_norm: 1.0 + 1e-7,
+        update_norm: Some(1.0 + 1e-7),
         ..clean()
     };
     assert!(at_bound.flags().is_empty());
@@ -276,7 +276,7 @@ fn refuses_bad_policies_replays_and_bad_evidence() {
     );
     assert_eq!(tracker.flags_in_window(&0), 0);
     let nan_norm = RoundObservation {
-        update_norm: f64::NAN,
+        update_norm: Some(f64::NAN),
         ..clean()
     };
     assert!(matches!(

@@ -30,7 +30,7 @@ use fedstake_rewards::settle::GroupSum;
 use fedstake_secure_agg::grouping::{Grouping, GroupingError, RoundId};
 use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::messages::{MessageKind, SignedMessage};
-use fedstake_secure_agg::quantize::weighted_mean;
+use fedstake_secure_agg::quantize::{check_honest_sum, weighted_mean};
 use fedstake_secure_agg::server::{PhaseOutcome, ServerError, ServerSession};
 use fedstake_secure_agg::session::{Phase, SessionConfig};
 
@@ -657,11 +657,17 @@ fn group_sum<P: Clone>(plan: &Plan, run: &GroupRun<P>, sum: &[u32]) -> Result<Gr
         .secagg()
         .ok_or("a secagg attempt in a plain task")?
         .quantization;
+    let survivors = run.session.survivors();
+    check_honest_sum(sum, survivors.len(), params).map_err(|e| {
+        format!(
+            "the sum of {} members is none that clipped inputs give, so a member masked an \
+             out-of-bounds input: {e}",
+            survivors.len()
+        )
+    })?;
     let mean = weighted_mean(sum, params).map_err(|e| format!("group mean: {e}"))?;
     let weight = sum.last().copied().unwrap_or(0) as f32;
-    let members = run
-        .session
-        .survivors()
+    let members = survivors
         .iter()
         .map(|&index| run.members[index as usize].clone())
         .collect();

@@ -2,7 +2,7 @@
 //! settlement and replay — no sockets, no chain, no clock.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, U256, keccak256};
@@ -18,6 +18,7 @@ use fedstake_round::{
 use fedstake_secure_agg::client::ClientSession;
 use fedstake_secure_agg::grouping::RoundId;
 use fedstake_secure_agg::identity::Identity;
+use fedstake_secure_agg::messages::{MessageKind, SignedMessage};
 use fedstake_secure_agg::quantize::quantize;
 use fedstake_training::data::{Dataset, SyntheticSpec, synthetic};
 use rand::SeedableRng;
@@ -320,40 +321,13 @@ fn a_secagg_attempt_fed_in_memory_gives_the_exact_sum_of_its_survivors() {
     // never sends its masked input, so the sum is the other four's, and
     // nobody waits for it again (no deadline needs to pass).
     let leaver = grouping.groups()[0][0];
-    let mut gone = false;
-    let send = |attempt: &mut Attempt<Address>, from: Address, message: Vec<u8>| {
-        attempt
-            .handle_message(start, from, ClientMessage::SecAgg { message })
-            .unwrap();
-    };
-    for (address, session) in &mut sessions {
-        send(
-            &mut attempt,
-            *address,
-            session.advertise_keys().unwrap().to_bytes().unwrap(),
-        );
-    }
-    while !attempt.is_complete() {
-        let mut delivered = false;
-        while let Some((to, message)) = attempt.poll_transmit() {
-            delivered = true;
-            if gone && to == leaver {
-                continue;
-            }
-            let reply = sessions
-                .get_mut(&to)
-                .unwrap()
-                .handle(&message, &mut rng)
-                .unwrap();
-            let shares = reply.kind() == fedstake_secure_agg::messages::MessageKind::ShareKeys;
-            send(&mut attempt, to, reply.to_bytes().unwrap());
-            if to == leaver && shares {
-                gone = true;
-                attempt.handle_member_gone(&leaver, start);
-            }
-        }
-        assert!(delivered, "the attempt waited for a deadline");
-    }
+    drive_secagg(
+        &mut attempt,
+        &mut sessions,
+        &mut rng,
+        start,
+        |member, sent| *member == leaver && sent == MessageKind::ShareKeys,
+    );
     // Each closed phase was reported for the metrics.
     let mut closed = Vec::new();
     while let Some(phase) = attempt.poll_closed_phase() {
@@ -390,6 +364,143 @@ fn a_secagg_attempt_fed_in_memory_gives_the_exact_sum_of_its_survivors() {
 /// Six plain updates of round `round`: four that roughly agree (each with
 /// its own noise, as honest clients' data differ), a flipped one and a tiny
 /// one.
+/// Moves every SecAgg+ message between `attempt` and the members'
+/// `sessions` until the attempt is complete, never waiting for a deadline; a
+/// member for which `leaves_after(member, kind)` holds once it sent a
+/// message of `kind` is gone from then on.
+fn drive_secagg(
+    attempt: &mut Attempt<Address>,
+    sessions: &mut BTreeMap<Address, ClientSession>,
+    rng: &mut ChaCha20Rng,
+    now: Instant,
+    leaves_after: impl Fn(&Address, MessageKind) -> bool,
+) {
+    let mut gone = BTreeSet::new();
+    let send = |attempt: &mut Attempt<Address>,
+                gone: &mut BTreeSet<Address>,
+                from: Address,
+                message: SignedMessage| {
+        let kind = message.kind();
+        let message = message.to_bytes().unwrap();
+        attempt
+            .handle_message(now, from, ClientMessage::SecAgg { message })
+            .unwrap();
+        if leaves_after(&from, kind) {
+            gone.insert(from);
+            attempt.handle_member_gone(&from, now);
+        }
+    };
+    let members: Vec<Address> = sessions.keys().copied().collect();
+    for member in members {
+        let advertise = sessions.get_mut(&member).unwrap().advertise_keys().unwrap();
+        send(attempt, &mut gone, member, advertise);
+    }
+    while !attempt.is_complete() {
+        let mut delivered = false;
+        while let Some((to, message)) = attempt.poll_transmit() {
+            delivered = true;
+            if gone.contains(&to) {
+                continue;
+            }
+            let reply = sessions
+                .get_mut(&to)
+                .unwrap()
+                .handle(&message, rng)
+                .unwrap();
+            send(attempt, &mut gone, to, reply);
+        }
+        assert!(delivered, "the attempt waited for a deadline");
+    }
+}
+
+/// A member may mask any vector of `Z_{2^32}`. One that claims a huge
+/// weight (to dominate its group's mean) and one that sends a huge vector
+/// make sums no clipped inputs give: their groups fail, and nobody in them
+/// is judged by a group mean; the honest group is settled alone.
+#[test]
+fn an_out_of_bounds_masked_input_fails_its_group_and_flags_no_honest_member() {
+    let plan = Plan::from_spec(&spec(|t| {
+        t.replace(
+            "mode = \"plain\"",
+            "mode = \"secagg\"\ngroup_size = 5\nthreshold = 3",
+        )
+        .replace("size = 6\nmin = 4", "size = 15\nmin = 15")
+        .replace("rule = \"median\"", "rule = \"fedavg\"")
+    }))
+    .unwrap();
+    let secagg = plan.secagg().unwrap().clone();
+    let dimension = plan.architecture().num_params();
+    let global = initial_model(&plan);
+    let members = signers(15);
+    let cohort: Vec<Address> = members.iter().map(|s| s.address()).collect();
+    let round = RoundId {
+        task_id: U256::from(9).to_be_bytes(),
+        round: 1,
+        attempt: 0,
+    };
+    let grouping = group_cohort(&plan, &cohort, &global, &round).unwrap();
+    let server = Identity::from_secret_bytes(&[42; 32]).unwrap();
+    let start = Instant::now();
+    let mut attempt =
+        Attempt::secagg(&plan, id(1, 0, dimension), &grouping, &server, start).unwrap();
+    let heavy = grouping.groups()[0][2];
+    let large = grouping.groups()[1][4];
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let mut sessions = BTreeMap::new();
+    for (group, group_members) in grouping.groups().iter().enumerate() {
+        let config = attempt.session_config(group).unwrap().clone();
+        for (index, address) in group_members.iter().enumerate() {
+            let signer = members.iter().find(|s| s.address() == *address).unwrap();
+            let update = vec![0.05 * (index as f32 + 1.0); dimension];
+            let mut input = quantize(&update, 10, &secagg.quantization, &mut rng).unwrap();
+            if *address == heavy {
+                *input.last_mut().unwrap() = 1_000_000;
+            }
+            if *address == large {
+                input[0] = 1 << 30;
+            }
+            let identity = Identity::from_secret_bytes(&signer.to_bytes().0).unwrap();
+            let session =
+                ClientSession::new(config.clone(), index as u32, identity, input, &mut rng)
+                    .unwrap();
+            sessions.insert(*address, session);
+        }
+    }
+    drive_secagg(&mut attempt, &mut sessions, &mut rng, start, |_, _| false);
+    let Collected { contributions, .. } = attempt.finish();
+    let Contributions::Groups { sums, failures } = &contributions else {
+        panic!("a secagg attempt collects group sums");
+    };
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(failures[0].contains("summed weight 1000"), "{failures:?}");
+    assert!(failures[1].contains("norm"), "{failures:?}");
+    assert_eq!(sums.len(), 1);
+    assert_eq!(sums[0].members, grouping.groups()[2]);
+
+    let stakes = cohort.iter().map(|a| (*a, 100u128)).collect();
+    let settlement = settle(
+        &plan,
+        &RoundState::new(&plan),
+        &validation(),
+        &AttemptInputs {
+            round: 1,
+            attempt: 0,
+            global: &global,
+            contributions: &contributions,
+            root_update: None,
+            stakes: &stakes,
+        },
+    )
+    .unwrap();
+    let record = settlement.record;
+    let settled: Vec<Address> = record.payouts.iter().map(|(a, _)| *a).collect();
+    assert_eq!(settled, grouping.groups()[2]);
+    for (member, observation) in &record.observations {
+        assert_eq!(observation.update_norm, None, "{member}");
+        assert!(observation.flags().is_empty(), "{member}: {observation:?}");
+    }
+}
+
 fn contributions(cohort: &[Address], dimension: usize, round: u64) -> Contributions<Address> {
     let shift = round as f32 * 0.01;
     Contributions::Plain(

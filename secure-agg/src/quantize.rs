@@ -108,6 +108,30 @@ pub enum QuantizeError {
     /// The weighted mean of a sum whose weights add to 0 was asked for.
     #[error("the weights of the sum add up to 0, so there is no weighted mean")]
     ZeroWeightSum,
+    /// A sum's weight coordinate is outside what its inputs can add up to.
+    #[error(
+        "the summed weight {weight} is outside {inputs}..={max}, what {inputs} inputs of weight \
+         1..=max_weight add up to"
+    )]
+    WeightSumImpossible {
+        /// The weight coordinate.
+        weight: u32,
+        /// Inputs in the sum.
+        inputs: usize,
+        /// `inputs * max_weight`.
+        max: u64,
+    },
+    /// A sum's norm is above what its clipped inputs can add up to.
+    #[error(
+        "the sum has norm {norm}, above {bound}: summed weight times the clip norm, plus \
+         rounding"
+    )]
+    SumNormImpossible {
+        /// `||sum w_i u_i||` in real units.
+        norm: f64,
+        /// The largest honest value.
+        bound: f64,
+    },
 }
 
 /// Quantization parameters shared by every client of a group.
@@ -270,6 +294,45 @@ pub fn weighted_mean(sum: &[u32], params: &QuantizationParams) -> Result<Vec<f32
         .iter()
         .map(|&v| (f64::from(v as i32) * inverse) as f32)
         .collect())
+}
+
+/// Checks that a quantized group `sum` is one `inputs` honest clients can
+/// produce: its weight coordinate is in `inputs..=inputs * max_weight`, and
+/// `||sum w_i u_i|| <= (sum w_i) * B + inputs * sqrt(d) / 2^f` (each input
+/// clipped to `B`, and each of its `d` coordinates rounded by less than one
+/// quantum). A member can mask any vector of `Z_{2^32}`; a sum outside these
+/// bounds shows that one did, though not which, so its group fails and none
+/// of its members is judged by it.
+pub fn check_honest_sum(
+    sum: &[u32],
+    inputs: usize,
+    params: &QuantizationParams,
+) -> Result<(), QuantizeError> {
+    params.validate()?;
+    let (&weight, data) = sum.split_last().ok_or(QuantizeError::EmptySum)?;
+    let max = inputs as u64 * u64::from(params.max_weight);
+    if (u64::from(weight)) < inputs as u64 || u64::from(weight) > max {
+        return Err(QuantizeError::WeightSumImpossible {
+            weight,
+            inputs,
+            max,
+        });
+    }
+    let scale = params.scale();
+    let norm = data
+        .iter()
+        .map(|&v| {
+            let real = f64::from(v as i32) / scale;
+            real * real
+        })
+        .sum::<f64>()
+        .sqrt();
+    let rounding = inputs as f64 * (data.len() as f64).sqrt() / scale;
+    let bound = f64::from(weight) * f64::from(params.clip_norm) + rounding;
+    if norm > bound {
+        return Err(QuantizeError::SumNormImpossible { norm, bound });
+    }
+    Ok(())
 }
 
 /// The stochastic-rounding stream of client `index`'s input in `context`,

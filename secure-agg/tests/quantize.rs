@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 use fedstake_secure_agg::quantize::{
-    QuantizationParams, QuantizeError, dequantize_sum, dequantize_sum_of_dimension, quantize,
-    weighted_mean,
+    QuantizationParams, QuantizeError, check_honest_sum, dequantize_sum,
+    dequantize_sum_of_dimension, quantize, weighted_mean,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -280,4 +280,59 @@ fn bad_inputs_are_refused() {
         .validate(),
         Err(QuantizeError::ZeroMaxWeight)
     );
+}
+
+/// Sums of clipped inputs pass, at any weights, including updates far over
+/// the clip norm (clipped by `quantize`) and all at the largest weight, all
+/// aligned; one forged coordinate or weight fails with a specific error.
+#[test]
+fn honest_sums_pass_the_bounds_check_and_forged_ones_fail() {
+    let params = params(8);
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    for trial in 0..200 {
+        let inputs = rng.random_range(1..=8usize);
+        let dimension = rng.random_range(1..=64usize);
+        let aligned = trial % 2 == 0;
+        let direction: Vec<f32> = (0..dimension)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let vectors: Vec<Vec<u32>> = (0..inputs)
+            .map(|_| {
+                let scale = rng.random_range(0.0..40.0f32);
+                let update: Vec<f32> = if aligned {
+                    direction.iter().map(|d| d * scale).collect()
+                } else {
+                    (0..dimension)
+                        .map(|_| rng.random_range(-scale..=scale))
+                        .collect()
+                };
+                let weight = if aligned {
+                    100
+                } else {
+                    rng.random_range(1..=100)
+                };
+                quantize(&update, weight, &params, &mut rng).unwrap()
+            })
+            .collect();
+        let sum = wrapping_sum(&vectors);
+        check_honest_sum(&sum, inputs, &params).unwrap();
+
+        let mut heavy = sum.clone();
+        *heavy.last_mut().unwrap() = (inputs as u32) * 100 + 1;
+        assert!(matches!(
+            check_honest_sum(&heavy, inputs, &params),
+            Err(QuantizeError::WeightSumImpossible { .. })
+        ));
+        let mut large = sum.clone();
+        large[0] = large[0].wrapping_add(1 << 30);
+        assert!(matches!(
+            check_honest_sum(&large, inputs, &params),
+            Err(QuantizeError::SumNormImpossible { .. })
+        ));
+    }
+    // A sum of fewer inputs than it claims to hold cannot reach the weight.
+    assert!(matches!(
+        check_honest_sum(&[0, 0, 2], 3, &params),
+        Err(QuantizeError::WeightSumImpossible { .. })
+    ));
 }
