@@ -36,7 +36,7 @@ use tracing::{info, warn};
 
 use crate::history::{History, HistoryError, RecordedResult};
 use fedstake_quic::{FrameReader, FrameWriter, NetError, TlsError, client_config, close};
-use fedstake_round::Plan;
+use fedstake_round::{Plan, Seat, seat_of};
 use fedstake_training::data::Dataset;
 use fedstake_training::trainer::{LocalUpdate, TrainError, Trainer, local_update};
 
@@ -453,19 +453,40 @@ impl Admitted<'_> {
             ..
         } = announcement;
         let model = hex::encode(model_hash);
-        let role = match &announcement.role {
-            Role::Plain => "plain".to_string(),
-            Role::SecAgg { group, index, .. } => format!("group {group} index {index}"),
+        let round_id = RoundId {
+            task_id: self.options.task_id.to_be_bytes(),
+            round,
+            attempt,
+        };
+        // Under secure aggregation the client seats itself by the public
+        // grouping rule; a cohort the rule cannot seat it in is refused.
+        let seat = match &announcement.role {
+            Role::Plain => None,
+            Role::SecAgg { cohort } => {
+                let cohort: Vec<Address> = cohort.iter().map(|a| Address::from(*a)).collect();
+                Some(seat_of(
+                    &self.plan,
+                    &cohort,
+                    &model_hash,
+                    &round_id,
+                    &self.options.signer.address(),
+                ))
+            }
+        };
+        let role = match &seat {
+            None => "plain".to_string(),
+            Some(Ok(seat)) => format!("group {} index {}", seat.group, seat.index),
+            Some(Err(_)) => "refused group".to_string(),
         };
         let refusal = if !self
             .history
             .enter_attempt(&self.task, round, attempt, &role, &model)?
         {
             Some("attempt already entered".to_string())
-        } else if let (Role::SecAgg { .. }, Some(spent)) = (
-            &announcement.role,
-            self.history.spent_input(&self.task, round)?,
-        ) {
+        } else if let Some(Err(error)) = &seat {
+            Some(format!("refusing the announced group: {error}"))
+        } else if let (Some(_), Some(spent)) = (&seat, self.history.spent_input(&self.task, round)?)
+        {
             // One masked input per round (see the history).
             Some(format!(
                 "this client's masked input for round {round} was sent in attempt {spent}; it \
@@ -509,13 +530,11 @@ impl Admitted<'_> {
                 })
                 .await
             }
-            Role::SecAgg {
-                group,
-                index,
-                members,
-            } => {
-                let mut session =
-                    self.secagg_session(round, attempt, group, index, &members, &update, weight)?;
+            Role::SecAgg { .. } => {
+                let Some(Ok(seat)) = seat else {
+                    return Err(protocol("a SecAgg+ role without a seat"));
+                };
+                let mut session = self.secagg_session(&round_id, &seat, &update, weight)?;
                 self.crash_if_due(round, Some(Phase::AdvertiseKeys))?;
                 let advertise = session
                     .advertise_keys()
@@ -531,14 +550,10 @@ impl Admitted<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn secagg_session(
         &self,
-        round: u64,
-        attempt: u32,
-        group: u32,
-        index: u32,
-        members: &[[u8; 20]],
+        round_id: &RoundId,
+        seat: &Seat<Address>,
         update: &[f32],
         weight: u32,
     ) -> Result<ClientSession, SessionError> {
@@ -547,22 +562,12 @@ impl Admitted<'_> {
             .secagg()
             .ok_or_else(|| protocol("a SecAgg+ role in a plain task"))?;
         let (params, topology) = (&secagg.quantization, secagg.topology.clone());
-        let address = self.options.signer.address();
-        if members.get(index as usize) != Some(&address.into_array()) {
-            return Err(protocol(format!(
-                "group {group} does not list {address} at index {index}"
-            )));
-        }
-        let round_id = RoundId {
-            task_id: self.options.task_id.to_be_bytes(),
-            round,
-            attempt,
-        };
+        let (group, index) = (seat.group as u32, seat.index);
         let config = SessionConfig {
             context: round_id.group_context(group),
             topology,
             dimension: update.len() + 1,
-            member_addresses: members.to_vec(),
+            member_addresses: seat.members.iter().map(|a| a.into_array()).collect(),
             server_address: self.admission.coordinator,
         };
         // Rounding is a function of the client's key and the context, so a

@@ -302,7 +302,7 @@ impl<C: Chain + 'static> Driver<C> {
                     round,
                     attempt,
                 };
-                let grouping = match group_cohort(&self.plan, &cohort, &self.global, &round_id) {
+                let grouping = match group_cohort(&self.plan, &cohort, &model_hash, &round_id) {
                     Ok(grouping) => grouping,
                     Err(error) => {
                         let reason = format!("grouping: {error}");
@@ -317,18 +317,15 @@ impl<C: Chain + 'static> Driver<C> {
                     started.into_std(),
                 )
                 .map_err(|e| CoordinatorError::Internal(format!("secagg attempt: {e}")))?;
-                for (group, members) in grouping.groups().iter().enumerate() {
-                    let addresses: Vec<[u8; 20]> = members.iter().map(|a| a.into_array()).collect();
-                    for (index, address) in members.iter().enumerate() {
-                        announce(
-                            address,
-                            Role::SecAgg {
-                                group: group as u32,
-                                index: index as u32,
-                                members: addresses.clone(),
-                            },
-                        );
-                    }
+                // Each member recomputes its group from the cohort.
+                let announced: Vec<[u8; 20]> = cohort.iter().map(|a| a.into_array()).collect();
+                for address in grouping.groups().iter().flatten() {
+                    announce(
+                        address,
+                        Role::SecAgg {
+                            cohort: announced.clone(),
+                        },
+                    );
                 }
                 engine
             }

@@ -19,7 +19,7 @@ use fedstake_protocol::wire::{
     ClientMessage, JOIN_FRAME_LIMIT, Role, ServerMessage, decode_server, encode, task_frame_limit,
 };
 use fedstake_quic::{FrameReader, FrameWriter, NetError, close};
-use fedstake_round::{Plan, SettledRound};
+use fedstake_round::{Plan, SettledRound, seat_of};
 use fedstake_secure_agg::client::ClientSession;
 use fedstake_secure_agg::grouping::RoundId;
 use fedstake_secure_agg::identity::Identity;
@@ -364,20 +364,30 @@ async fn bad_joins_an_oversized_frame_and_a_replay_are_refused_while_the_task_go
                 ServerMessage::Round(announcement) => {
                     let (round, attempt) = (announcement.round, announcement.attempt);
                     if round == 2 {
-                        let Role::SecAgg {
-                            group,
-                            index,
-                            members,
-                        } = announcement.role
-                        else {
+                        let Role::SecAgg { cohort } = announcement.role else {
                             panic!("a plain role in a secagg task");
                         };
+                        let cohort: Vec<Address> = cohort.into_iter().map(Address::from).collect();
+                        let round_id = RoundId {
+                            task_id: task_id.to_be_bytes(),
+                            round,
+                            attempt,
+                        };
+                        let seat = seat_of(
+                            &Plan::from_spec(&spec).unwrap(),
+                            &cohort,
+                            &announcement.model_hash,
+                            &round_id,
+                            &signer.address(),
+                        )
+                        .unwrap();
+                        let members = seat.members.iter().map(|a| a.into_array()).collect();
                         let old = replay_message(
                             &spec,
                             task_id,
                             &signer,
                             admission.coordinator,
-                            (1, group, index, members),
+                            (1, seat.group as u32, seat.index, members),
                         );
                         writer
                             .send(&encode(&ClientMessage::SecAgg { message: old }))

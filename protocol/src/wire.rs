@@ -198,14 +198,12 @@ pub struct RoundAnnouncement {
 pub enum Role {
     /// Send the signed update in the clear.
     Plain,
-    /// Run SecAgg+ in group `group` as client `index` of `members`.
+    /// Run SecAgg+ in the group the public grouping rule gives this client
+    /// in `cohort` (`fedstake_round::seat_of`): the client computes its group
+    /// itself, so the coordinator cannot hand it one of its choosing.
     SecAgg {
-        /// Group number in the round.
-        group: u32,
-        /// This client's index in the group.
-        index: u32,
-        /// Every member's address, by index.
-        members: Vec<AddressBytes>,
+        /// The attempt's whole cohort, ascending.
+        cohort: Vec<AddressBytes>,
     },
 }
 

@@ -11,7 +11,6 @@
 
 use std::collections::BTreeSet;
 
-use fedstake_aggregation::Model;
 use fedstake_protocol::spec::Selection;
 use fedstake_secure_agg::grouping::{Grouping, GroupingError, RoundId, assign_groups};
 use rand::SeedableRng;
@@ -58,27 +57,114 @@ pub fn draw_cohort<P: Ord + Clone + std::fmt::Debug>(
     cohort
 }
 
-/// The public seed of a round's grouping: derived from the model the round
-/// starts from, so anyone holding it can re-derive the groups.
-pub fn grouping_seed(global: &Model) -> [u8; 32] {
+/// The public seed of a round's grouping: derived from the content hash of
+/// the model the round starts from, so anyone holding it can re-derive the
+/// groups.
+pub fn grouping_seed(model_hash: &[u8; 32]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(b"fedstake/grouping/v1");
-    hasher.update(global.content_hash());
+    hasher.update(model_hash);
     hasher.finalize().into()
 }
 
-/// Splits `cohort` into the plan's groups for `round` (plain tasks have
-/// one group per client and never call this).
+/// Splits `cohort` into the plan's groups for `round`, from the model of
+/// content hash `model_hash` (plain tasks have one group per client and
+/// never call this).
 pub fn group_cohort<P: Ord + Clone>(
     plan: &Plan,
     cohort: &[P],
-    global: &Model,
+    model_hash: &[u8; 32],
     round: &RoundId,
 ) -> Result<Grouping<P>, GroupingError> {
     let group_size = plan
         .secagg()
         .map_or(1, |secagg| secagg.quantization.summands);
-    assign_groups(cohort, group_size, &grouping_seed(global), round)
+    assign_groups(cohort, group_size, &grouping_seed(model_hash), round)
+}
+
+/// Why a member refuses the group an announcement gives it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SeatError {
+    /// The announced cohort cannot be grouped by the rule (duplicates, or
+    /// too few for one group).
+    #[error("the announced cohort: {0}")]
+    Grouping(#[from] GroupingError),
+    /// The announced cohort is smaller than the task's `cohort.min`: a
+    /// coordinator could fill it with its own keys around one victim.
+    #[error("the announced cohort has {cohort} members; the task needs at least {needed}")]
+    CohortTooSmall {
+        /// Members announced.
+        cohort: usize,
+        /// `cohort.min`.
+        needed: usize,
+    },
+    /// The announced cohort is larger than the task's `cohort.size`.
+    #[error("the announced cohort has {cohort} members; the task allows {allowed}")]
+    CohortTooLarge {
+        /// Members announced.
+        cohort: usize,
+        /// `cohort.size`.
+        allowed: usize,
+    },
+    /// The member is not in the announced cohort, or the rule leaves it out
+    /// of every group.
+    #[error("the grouping rule places this client in no group of the announced cohort")]
+    NotGrouped,
+}
+
+/// A member's seat in an attempt: its group number, its index in the group,
+/// and the group's members in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seat<P> {
+    /// Group number.
+    pub group: usize,
+    /// The member's index in its group.
+    pub index: u32,
+    /// The group's members, by index.
+    pub members: Vec<P>,
+}
+
+/// Where the public grouping rule seats `member` in the attempt whose cohort
+/// is `cohort`: what a client computes for itself from an announcement, so
+/// that no coordinator can hand it a group of its own choosing (every group
+/// is the rule's output over an announced cohort of `cohort.min` to
+/// `cohort.size` distinct members, and has exactly `group_size` of them).
+/// The seed is public and fixed by the model, so a coordinator choosing
+/// among cohorts (or abandoning attempts) can still search for one that
+/// seats a victim with members it controls; see `docs/security.md`.
+pub fn seat_of<P: Ord + Clone>(
+    plan: &Plan,
+    cohort: &[P],
+    model_hash: &[u8; 32],
+    round: &RoundId,
+    member: &P,
+) -> Result<Seat<P>, SeatError> {
+    if cohort.len() < plan.cohort_min() {
+        return Err(SeatError::CohortTooSmall {
+            cohort: cohort.len(),
+            needed: plan.cohort_min(),
+        });
+    }
+    if cohort.len() > plan.cohort_size() {
+        return Err(SeatError::CohortTooLarge {
+            cohort: cohort.len(),
+            allowed: plan.cohort_size(),
+        });
+    }
+    let grouping = group_cohort(plan, cohort, model_hash, round)?;
+    grouping
+        .groups()
+        .iter()
+        .enumerate()
+        .find_map(|(group, members)| {
+            let index = members.iter().position(|m| m == member)?;
+            Some(Seat {
+                group,
+                index: index as u32,
+                members: members.clone(),
+            })
+        })
+        .ok_or(SeatError::NotGrouped)
 }
 
 /// The clients whose masked input of the current round reached an attempt

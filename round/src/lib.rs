@@ -29,7 +29,7 @@ pub use attempt::{
     Attempt, AttemptId, ClosedPhase, Collected, Participant, RefusalKind, Refused,
     SignedSubmission, StartError,
 };
-pub use cohort::{SpentInputs, draw_cohort, group_cohort, grouping_seed};
+pub use cohort::{Seat, SeatError, SpentInputs, draw_cohort, group_cohort, grouping_seed, seat_of};
 pub use plan::{
     ATTRIBUTION_SIGNIFICANCE, DUPLICATE_THRESHOLD, MAX_ATTEMPTS, Plan, PlanError, SecaggPlan,
 };

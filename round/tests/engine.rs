@@ -13,10 +13,11 @@ use fedstake_protocol::wire::ClientMessage;
 use fedstake_protocol::{Submission, submission_domain};
 use fedstake_round::{
     Attempt, AttemptId, AttemptInputs, Collected, Contributions, PlainContribution, Plan,
-    PlanError, RefusalKind, RoundState, SettleError, draw_cohort, group_cohort, settle,
+    PlanError, RefusalKind, RoundState, SeatError, SettleError, draw_cohort, group_cohort, seat_of,
+    settle,
 };
 use fedstake_secure_agg::client::ClientSession;
-use fedstake_secure_agg::grouping::RoundId;
+use fedstake_secure_agg::grouping::{GroupingError, RoundId};
 use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::messages::{MessageKind, SignedMessage};
 use fedstake_secure_agg::quantize::quantize;
@@ -292,7 +293,7 @@ fn a_secagg_attempt_fed_in_memory_gives_the_exact_sum_of_its_survivors() {
         round: 1,
         attempt: 0,
     };
-    let grouping = group_cohort(&plan, &cohort, &global, &round).unwrap();
+    let grouping = group_cohort(&plan, &cohort, &global.content_hash(), &round).unwrap();
     let server = Identity::from_secret_bytes(&[42; 32]).unwrap();
     let start = Instant::now();
     let mut attempt =
@@ -438,7 +439,7 @@ fn an_out_of_bounds_masked_input_fails_its_group_and_flags_no_honest_member() {
         round: 1,
         attempt: 0,
     };
-    let grouping = group_cohort(&plan, &cohort, &global, &round).unwrap();
+    let grouping = group_cohort(&plan, &cohort, &global.content_hash(), &round).unwrap();
     let server = Identity::from_secret_bytes(&[42; 32]).unwrap();
     let start = Instant::now();
     let mut attempt =
@@ -499,6 +500,70 @@ fn an_out_of_bounds_masked_input_fails_its_group_and_flags_no_honest_member() {
         assert_eq!(observation.update_norm, None, "{member}");
         assert!(observation.flags().is_empty(), "{member}: {observation:?}");
     }
+}
+
+/// A coordinator that wants a victim grouped with keys of its own cannot
+/// hand it a group: the client seats itself by the public rule over the
+/// announced cohort, and refuses a cohort that is too small, too large, has
+/// duplicates, or does not seat it.
+#[test]
+fn a_client_refuses_a_hand_picked_group_and_seats_itself_by_the_rule() {
+    let plan = Plan::from_spec(&spec(|t| {
+        t.replace(
+            "mode = \"plain\"",
+            "mode = \"secagg\"\ngroup_size = 4\nthreshold = 3",
+        )
+        .replace("size = 6\nmin = 4", "size = 12\nmin = 8")
+        .replace("rule = \"median\"", "rule = \"fedavg\"")
+    }))
+    .unwrap();
+    let model = [7u8; 32];
+    let round = RoundId {
+        task_id: U256::from(9).to_be_bytes(),
+        round: 1,
+        attempt: 0,
+    };
+    let people: Vec<Address> = signers(13).iter().map(|s| s.address()).collect();
+    let (victim, sybils, honest) = (people[0], &people[1..4], &people[4..13]);
+    let seat = |cohort: &[Address]| seat_of(&plan, cohort, &model, &round, &victim);
+
+    // The victim and three Sybils alone: below cohort.min.
+    let alone: Vec<Address> = std::iter::once(victim)
+        .chain(sybils.iter().copied())
+        .collect();
+    assert_eq!(
+        seat(&alone).unwrap_err(),
+        SeatError::CohortTooSmall {
+            cohort: 4,
+            needed: 8
+        }
+    );
+    // Padded to the minimum with a Sybil listed twice.
+    let mut padded = alone.clone();
+    padded.extend([sybils[0], honest[0], honest[1], honest[2]]);
+    assert!(matches!(
+        seat(&padded).unwrap_err(),
+        SeatError::Grouping(GroupingError::DuplicateClient)
+    ));
+    // More than cohort.size, to dilute the honest members.
+    let mut everyone = alone.clone();
+    everyone.extend(honest);
+    assert!(matches!(
+        seat(&everyone).unwrap_err(),
+        SeatError::CohortTooLarge { .. }
+    ));
+    // A cohort without the victim seats it nowhere.
+    assert_eq!(
+        seat_of(&plan, &everyone[1..9], &model, &round, &victim).unwrap_err(),
+        SeatError::NotGrouped
+    );
+    // A valid cohort: the seat is the rule's output, whoever the coordinator
+    // would have liked next to the victim.
+    let cohort = &everyone[..8];
+    let grouping = group_cohort(&plan, cohort, &model, &round).unwrap();
+    let seat = seat(cohort).unwrap();
+    assert_eq!(grouping.groups()[seat.group], seat.members);
+    assert_eq!(seat.members[seat.index as usize], victim);
 }
 
 fn contributions(cohort: &[Address], dimension: usize, round: u64) -> Contributions<Address> {

@@ -137,7 +137,12 @@ impl Lab {
         let grouping = match self.plan.secagg() {
             None => None,
             Some(_) => {
-                match group_cohort(&self.plan, &drawn, global, &self.round_id(round, attempt)) {
+                match group_cohort(
+                    &self.plan,
+                    &drawn,
+                    &global.content_hash(),
+                    &self.round_id(round, attempt),
+                ) {
                     Ok(grouping) => Some(grouping),
                     Err(GroupingError::CohortTooSmall { .. }) => {
                         return Ok(Draw {

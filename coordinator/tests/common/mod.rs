@@ -86,7 +86,7 @@ pub fn plain_median_spec(rounds: u32, cohort: u32) -> TaskSpec {
     let text = secagg_spec(rounds, cohort, cohort).to_toml_string();
     let text = text
         .replace(
-            "mode = \"secagg\"\ngroup_size = 5\nthreshold = 3",
+            "mode = \"secagg\"\ngroup_size = 5\nthreshold = 3\ncorrupt_per_group = 1",
             "mode = \"plain\"",
         )
         .replace("rule = \"fedavg\"", "rule = \"median\"")
