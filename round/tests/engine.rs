@@ -17,7 +17,7 @@ use fedstake_round::{
     settle,
 };
 use fedstake_secure_agg::client::ClientSession;
-use fedstake_secure_agg::grouping::{GroupingError, RoundId};
+use fedstake_secure_agg::grouping::{Grouping, GroupingError, RoundId};
 use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::messages::{MessageKind, SignedMessage};
 use fedstake_secure_agg::quantize::quantize;
@@ -275,49 +275,19 @@ fn a_plain_attempt_takes_each_members_signed_update_once_and_refuses_the_rest() 
 
 #[test]
 fn a_secagg_attempt_fed_in_memory_gives_the_exact_sum_of_its_survivors() {
-    let plan = Plan::from_spec(&spec(|t| {
-        t.replace(
-            "mode = \"plain\"",
-            "mode = \"secagg\"\ngroup_size = 5\nthreshold = 3",
-        )
-        .replace("min = 4", "min = 5")
-    }))
-    .unwrap();
+    let run = SecaggRun::start(5, |t| t);
+    let (plan, grouping, start) = (run.plan.clone(), run.grouping.clone(), run.start);
     let secagg = plan.secagg().unwrap().clone();
     let dimension = plan.architecture().num_params();
-    let global = initial_model(&plan);
-    let members = signers(5);
-    let cohort: Vec<Address> = members.iter().map(|s| s.address()).collect();
-    let round = RoundId {
-        task_id: U256::from(9).to_be_bytes(),
-        round: 1,
-        attempt: 0,
-    };
-    let grouping = group_cohort(&plan, &cohort, &global.content_hash(), &round).unwrap();
-    let server = Identity::from_secret_bytes(&[42; 32]).unwrap();
-    let start = Instant::now();
-    let mut attempt =
-        Attempt::secagg(&plan, id(1, 0, dimension), &grouping, &server, start).unwrap();
-    let config = attempt.session_config(0).unwrap().clone();
     let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let mut sessions = BTreeMap::new();
     let mut inputs = BTreeMap::new();
-    for (index, address) in grouping.groups()[0].iter().enumerate() {
-        let signer = members.iter().find(|s| s.address() == *address).unwrap();
+    let mut sessions = run.sessions(&mut rng, |address, index, rng| {
         let update = vec![0.1 * (index as f32 + 1.0); dimension];
-        let input = quantize(&update, 10, &secagg.quantization, &mut rng).unwrap();
-        let identity = Identity::from_secret_bytes(&signer.to_bytes().0).unwrap();
-        let session = ClientSession::new(
-            config.clone(),
-            index as u32,
-            identity,
-            input.clone(),
-            &mut rng,
-        )
-        .unwrap();
-        sessions.insert(*address, session);
-        inputs.insert(*address, input);
-    }
+        let input = quantize(&update, 10, &secagg.quantization, rng).unwrap();
+        inputs.insert(*address, input.clone());
+        input
+    });
+    let mut attempt = run.attempt;
     // The first member's connection ends right after it shares its keys: it
     // never sends its masked input, so the sum is the other four's, and
     // nobody waits for it again (no deadline needs to pass).
@@ -365,6 +335,82 @@ fn a_secagg_attempt_fed_in_memory_gives_the_exact_sum_of_its_survivors() {
 /// Six plain updates of round `round`: four that roughly agree (each with
 /// its own noise, as honest clients' data differ), a flipped one and a tiny
 /// one.
+/// The first attempt of a secagg task with groups of 5 (`t = 3`) and a
+/// cohort of `clients` (also its `cohort.size` and `cohort.min`).
+struct SecaggRun {
+    plan: Plan,
+    members: Vec<PrivateKeySigner>,
+    grouping: Grouping<Address>,
+    global: Model,
+    attempt: Attempt<Address>,
+    start: Instant,
+}
+
+impl SecaggRun {
+    fn start(clients: usize, edit: impl FnOnce(String) -> String) -> Self {
+        let plan = Plan::from_spec(&spec(|t| {
+            edit(t)
+                .replace(
+                    "mode = \"plain\"",
+                    "mode = \"secagg\"\ngroup_size = 5\nthreshold = 3",
+                )
+                .replace(
+                    "size = 6\nmin = 4",
+                    &format!("size = {clients}\nmin = {clients}"),
+                )
+        }))
+        .unwrap();
+        let global = initial_model(&plan);
+        let members = signers(clients);
+        let cohort: Vec<Address> = members.iter().map(|s| s.address()).collect();
+        let round = RoundId {
+            task_id: U256::from(9).to_be_bytes(),
+            round: 1,
+            attempt: 0,
+        };
+        let grouping = group_cohort(&plan, &cohort, &global.content_hash(), &round).unwrap();
+        let server = Identity::from_secret_bytes(&[42; 32]).unwrap();
+        let start = Instant::now();
+        let dimension = plan.architecture().num_params();
+        let attempt =
+            Attempt::secagg(&plan, id(1, 0, dimension), &grouping, &server, start).unwrap();
+        SecaggRun {
+            plan,
+            members,
+            grouping,
+            global,
+            attempt,
+            start,
+        }
+    }
+
+    /// Every member's client session, its quantized input given by
+    /// `input(member, index in its group, rng)`.
+    fn sessions(
+        &self,
+        rng: &mut ChaCha20Rng,
+        mut input: impl FnMut(&Address, usize, &mut ChaCha20Rng) -> Vec<u32>,
+    ) -> BTreeMap<Address, ClientSession> {
+        let mut sessions = BTreeMap::new();
+        for (group, members) in self.grouping.groups().iter().enumerate() {
+            let config = self.attempt.session_config(group).unwrap().clone();
+            for (index, address) in members.iter().enumerate() {
+                let signer = self
+                    .members
+                    .iter()
+                    .find(|s| s.address() == *address)
+                    .unwrap();
+                let identity = Identity::from_secret_bytes(&signer.to_bytes().0).unwrap();
+                let input = input(address, index, rng);
+                let session =
+                    ClientSession::new(config.clone(), index as u32, identity, input, rng).unwrap();
+                sessions.insert(*address, session);
+            }
+        }
+        sessions
+    }
+}
+
 /// Moves every SecAgg+ message between `attempt` and the members'
 /// `sessions` until the attempt is complete, never waiting for a deadline; a
 /// member for which `leaves_after(member, kind)` holds once it sent a
@@ -420,53 +466,31 @@ fn drive_secagg(
 /// is judged by a group mean; the honest group is settled alone.
 #[test]
 fn an_out_of_bounds_masked_input_fails_its_group_and_flags_no_honest_member() {
-    let plan = Plan::from_spec(&spec(|t| {
-        t.replace(
-            "mode = \"plain\"",
-            "mode = \"secagg\"\ngroup_size = 5\nthreshold = 3",
-        )
-        .replace("size = 6\nmin = 4", "size = 15\nmin = 15")
-        .replace("rule = \"median\"", "rule = \"fedavg\"")
-    }))
-    .unwrap();
+    let run = SecaggRun::start(15, |t| t.replace("rule = \"median\"", "rule = \"fedavg\""));
+    let (plan, grouping, global, start) = (
+        run.plan.clone(),
+        run.grouping.clone(),
+        run.global.clone(),
+        run.start,
+    );
     let secagg = plan.secagg().unwrap().clone();
     let dimension = plan.architecture().num_params();
-    let global = initial_model(&plan);
-    let members = signers(15);
-    let cohort: Vec<Address> = members.iter().map(|s| s.address()).collect();
-    let round = RoundId {
-        task_id: U256::from(9).to_be_bytes(),
-        round: 1,
-        attempt: 0,
-    };
-    let grouping = group_cohort(&plan, &cohort, &global.content_hash(), &round).unwrap();
-    let server = Identity::from_secret_bytes(&[42; 32]).unwrap();
-    let start = Instant::now();
-    let mut attempt =
-        Attempt::secagg(&plan, id(1, 0, dimension), &grouping, &server, start).unwrap();
+    let cohort: Vec<Address> = grouping.groups().concat();
     let heavy = grouping.groups()[0][2];
     let large = grouping.groups()[1][4];
     let mut rng = ChaCha20Rng::seed_from_u64(3);
-    let mut sessions = BTreeMap::new();
-    for (group, group_members) in grouping.groups().iter().enumerate() {
-        let config = attempt.session_config(group).unwrap().clone();
-        for (index, address) in group_members.iter().enumerate() {
-            let signer = members.iter().find(|s| s.address() == *address).unwrap();
-            let update = vec![0.05 * (index as f32 + 1.0); dimension];
-            let mut input = quantize(&update, 10, &secagg.quantization, &mut rng).unwrap();
-            if *address == heavy {
-                *input.last_mut().unwrap() = 1_000_000;
-            }
-            if *address == large {
-                input[0] = 1 << 30;
-            }
-            let identity = Identity::from_secret_bytes(&signer.to_bytes().0).unwrap();
-            let session =
-                ClientSession::new(config.clone(), index as u32, identity, input, &mut rng)
-                    .unwrap();
-            sessions.insert(*address, session);
+    let mut sessions = run.sessions(&mut rng, |address, index, rng| {
+        let update = vec![0.05 * (index as f32 + 1.0); dimension];
+        let mut input = quantize(&update, 10, &secagg.quantization, rng).unwrap();
+        if *address == heavy {
+            *input.last_mut().unwrap() = 1_000_000;
         }
-    }
+        if *address == large {
+            input[0] = 1 << 30;
+        }
+        input
+    });
+    let mut attempt = run.attempt;
     drive_secagg(&mut attempt, &mut sessions, &mut rng, start, |_, _| false);
     let Collected { contributions, .. } = attempt.finish();
     let Contributions::Groups { sums, failures } = &contributions else {
