@@ -6,6 +6,8 @@
 //! The whole protocol runs once through memory up to the unmasking responses;
 //! each sample then times `phase_deadline_passed` on a clone of the server:
 //! Shamir reconstruction, the sum of the masked inputs and every mask removed.
+//! A second benchmark times the bounds check on an unmasked sum of n inputs
+//! (`quantize::check_honest_sum`).
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -17,6 +19,7 @@ use fedstake_secure_agg::identity::Identity;
 use fedstake_secure_agg::kdf::Context;
 use fedstake_secure_agg::memory::MemoryGroup;
 use fedstake_secure_agg::messages::MessageKind;
+use fedstake_secure_agg::quantize::{QuantizationParams, check_honest_sum, quantize};
 use fedstake_secure_agg::session::{Phase, SessionConfig};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -115,6 +118,26 @@ fn unmasking(c: &mut Criterion) {
             |mut server| server.phase_deadline_passed().unwrap(),
             BatchSize::PerIteration,
         );
+    });
+    // The bounds check every unmasked sum then passes (weight and norm of
+    // what n clipped inputs can give), on the sum of n = 100 inputs.
+    let params = QuantizationParams {
+        clip_norm: 1.0,
+        fractional_bits: 16,
+        max_weight: 100,
+        summands: CLIENTS,
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let update: Vec<f32> = (0..DIMENSION).map(|i| (i % 7) as f32 - 3.0).collect();
+    let mut sum = vec![0u32; DIMENSION + 1];
+    for _ in 0..CLIENTS {
+        let input = quantize(&update, 100, &params, &mut rng).unwrap();
+        for (total, value) in sum.iter_mut().zip(input) {
+            *total = total.wrapping_add(value);
+        }
+    }
+    bench.bench_function("check_honest_sum", |b| {
+        b.iter(|| check_honest_sum(&sum, CLIENTS as usize, &params).unwrap());
     });
     bench.finish();
 }
