@@ -176,7 +176,11 @@ enum Flood {
 async fn flood_one(endpoint: quinn::Endpoint, coordinator: SocketAddr, garbage: bool) -> Flood {
     let connection = match endpoint.connect(coordinator, "localhost").unwrap().await {
         Ok(connection) => connection,
-        Err(quinn::ConnectionError::ConnectionRefused) => return Flood::Refused,
+        Err(quinn::ConnectionError::ConnectionClosed(close))
+            if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+        {
+            return Flood::Refused;
+        }
         Err(error) => return Flood::Other(error.to_string()),
     };
     if garbage {
