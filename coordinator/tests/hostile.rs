@@ -169,6 +169,9 @@ enum Flood {
     SilentClosed,
     /// It sent garbage and was refused at join.
     GarbageRefused,
+    /// Its retried Initial reached the coordinator after the retry token
+    /// expired (the flood overloads a 2-core machine): refused as well.
+    StaleRetry,
     /// Anything else (the task ended under it, say).
     Other(String),
 }
@@ -180,6 +183,11 @@ async fn flood_one(endpoint: quinn::Endpoint, coordinator: SocketAddr, garbage: 
             if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
         {
             return Flood::Refused;
+        }
+        Err(quinn::ConnectionError::ConnectionClosed(close))
+            if close.error_code == quinn::TransportErrorCode::INVALID_TOKEN =>
+        {
+            return Flood::StaleRetry;
         }
         Err(error) => return Flood::Other(error.to_string()),
     };
@@ -285,7 +293,12 @@ async fn a_thousand_unauthenticated_connections_stay_under_the_cap_and_admitted_
     assert!(counted("retried") >= FLOOD as u64, "{outcomes:?}");
     let refused = outcomes.get(&Flood::Refused).copied().unwrap_or(0);
     assert!(refused > 0, "{outcomes:?}");
-    assert_eq!(counted("refused_unadmitted_cap"), refused as u64);
+    // At least once per refused attempt: an Initial retransmitted before
+    // the refusal arrived is refused (and counted) again.
+    assert!(
+        counted("refused_unadmitted_cap") >= refused as u64,
+        "{outcomes:?}"
+    );
     // Those let in were closed by the coordinator: garbage at once, silence
     // at the join deadline.
     assert!(
