@@ -126,6 +126,10 @@ pub struct CoordinatorConfig {
     pub init_seed: u64,
     /// Most clients admitted at once.
     pub max_clients: usize,
+    /// Most connections not admitted yet at once (handshake or join in
+    /// progress); [`server::DEFAULT_MAX_UNADMITTED`] unless there is a
+    /// reason to change it.
+    pub max_unadmitted: usize,
     /// Extra DNS names for a new certificate.
     pub names: Vec<String>,
 }
@@ -237,6 +241,7 @@ impl<C: Chain + 'static> Coordinator<C> {
                 frame_limit,
                 join_deadline: spec.deadline(Phase::Join),
                 max_clients: config.max_clients,
+                max_unadmitted: config.max_unadmitted,
             },
             events_tx,
             Arc::clone(&metrics),

@@ -53,6 +53,14 @@ pub struct Metrics {
     pub rejected_messages: Family<Label, Counter>,
     /// Aggregator inputs rejected as outliers.
     pub rejected_inputs: Counter,
+    /// Connection attempts by what became of them before the join
+    /// (`retried`, `refused_unadmitted_cap`, `accepted`, `handshake_failed`,
+    /// `handshake_timeout`).
+    pub incoming: Family<Label, Counter>,
+    /// Connections not admitted yet (handshake or join in progress) now.
+    pub unadmitted: Gauge,
+    /// The most connections ever not admitted yet at once.
+    pub unadmitted_peak: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -82,6 +90,9 @@ impl Metrics {
         let bytes_sent = Counter::default();
         let rejected_messages = Family::default();
         let rejected_inputs = Counter::default();
+        let incoming = Family::default();
+        let unadmitted = Gauge::default();
+        let unadmitted_peak = Gauge::default();
         registry.register("rounds", "Rounds settled", rounds.clone());
         registry.register(
             "failed_attempts",
@@ -115,6 +126,21 @@ impl Metrics {
             "Aggregator inputs rejected as outliers",
             rejected_inputs.clone(),
         );
+        registry.register(
+            "incoming_connections",
+            "Connection attempts by what became of them before the join",
+            incoming.clone(),
+        );
+        registry.register(
+            "unadmitted_connections",
+            "Connections in their handshake or join",
+            unadmitted.clone(),
+        );
+        registry.register(
+            "unadmitted_connections_peak",
+            "Most connections ever in their handshake or join at once",
+            unadmitted_peak.clone(),
+        );
         Self {
             registry,
             rounds,
@@ -126,6 +152,9 @@ impl Metrics {
             bytes_sent,
             rejected_messages,
             rejected_inputs,
+            incoming,
+            unadmitted,
+            unadmitted_peak,
         }
     }
 
@@ -139,6 +168,11 @@ impl Metrics {
     /// Counts a join outcome.
     pub fn join(&self, outcome: &str) {
         self.joins.get_or_create(&label(outcome)).inc();
+    }
+
+    /// Counts what became of a connection attempt.
+    pub fn incoming(&self, outcome: &str) {
+        self.incoming.get_or_create(&label(outcome)).inc();
     }
 
     /// Counts a refused message.

@@ -1,20 +1,26 @@
 //! The QUIC side of the coordinator: accepting connections, admitting
 //! clients, and moving their messages to and from the round driver.
 //!
-//! Each connection runs in its own task. Until the client is admitted its
-//! frames are limited to [`JOIN_FRAME_LIMIT`]; the join must finish within
-//! the task's join deadline. A client is admitted when its EIP-191
-//! signature of a fresh challenge recovers the address it claims and that
-//! address has at least the task's minimum stake on chain (the driver reads
-//! it again before every attempt and [`Shared::expel`]s a client that fell
-//! below it). Then its control
-//! stream is read into [`Event`]s for the driver, a writer task drains its
-//! outbox, and every further stream it opens is a model download.
+//! Each connection runs in its own task. Before a connection costs the
+//! coordinator any state its peer's address must be validated (a QUIC
+//! retry), and at most [`SharedSettings::max_unadmitted`] connections may
+//! be between their first packet and admission; more are refused
+//! ([`DEFAULT_MAX_UNADMITTED`] by default). Until the client is admitted its
+//! frames are limited to [`JOIN_FRAME_LIMIT`] and its flow-control windows
+//! to `fedstake_quic::UNADMITTED_RECEIVE_WINDOW`; the QUIC handshake and the
+//! join together must finish within the task's join deadline. A client is
+//! admitted when its EIP-191 signature of a fresh challenge recovers the
+//! address it claims and that address has at least the task's minimum stake
+//! on chain (the driver reads it again before every attempt and
+//! [`Shared::expel`]s a client that fell below it). Then its windows are
+//! raised (`fedstake_quic::admit`), its control stream is read into
+//! [`Event`]s for the driver, a writer task drains its outbox, and every
+//! further stream it opens is a model download.
 //! A frame over the limit, or bytes that are not a message, close that
 //! connection with [`close::PROTOCOL`] and nothing else.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -36,6 +42,14 @@ use crate::metrics::Metrics;
 /// Events queued for the driver at most; a full queue makes connections
 /// wait before reading more.
 pub const EVENT_QUEUE: usize = 1024;
+
+/// Connections between their first packet and admission at most, unless
+/// configured otherwise. Each holds at most
+/// `fedstake_quic::UNADMITTED_RECEIVE_WINDOW` (64 KiB) of peer data plus a
+/// join frame being decoded and quinn's state of a few KiB, so 256 of them
+/// bound unauthenticated memory to about 25 MB, while joins of thousands of
+/// clients (each under a second on a working link) still pass in batches.
+pub const DEFAULT_MAX_UNADMITTED: usize = 256;
 
 /// What a connection tells the round driver.
 #[derive(Debug)]
@@ -88,6 +102,7 @@ pub struct Shared<C> {
     /// Counters.
     pub metrics: Arc<Metrics>,
     next_connection: AtomicU64,
+    unadmitted: AtomicUsize,
 }
 
 impl<C> std::fmt::Debug for Shared<C> {
@@ -115,6 +130,8 @@ pub struct SharedSettings {
     pub join_deadline: Duration,
     /// Most clients admitted at once.
     pub max_clients: usize,
+    /// Most connections not admitted yet (handshake or join in progress).
+    pub max_unadmitted: usize,
 }
 
 impl<C: Chain> Shared<C> {
@@ -148,7 +165,29 @@ impl<C: Chain + 'static> Shared<C> {
             events,
             metrics,
             next_connection: AtomicU64::new(1),
+            unadmitted: AtomicUsize::new(0),
         }
+    }
+
+    /// A place among the connections not admitted yet; `None` when
+    /// [`SharedSettings::max_unadmitted`] are.
+    fn enter_unadmitted(self: &Arc<Self>) -> Option<Unadmitted<C>> {
+        let cap = self.settings.max_unadmitted;
+        let live = self
+            .unadmitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+                (live < cap).then_some(live + 1)
+            })
+            .ok()?
+            + 1;
+        self.metrics.unadmitted.set(live as i64);
+        self.metrics
+            .unadmitted_peak
+            .inner()
+            .fetch_max(live as i64, Ordering::Relaxed);
+        Some(Unadmitted {
+            shared: Arc::clone(self),
+        })
     }
 
     /// The admitted clients' addresses, sorted.
@@ -198,22 +237,45 @@ impl<C: Chain + 'static> Shared<C> {
     }
 }
 
+/// One connection counted among those not admitted yet, until dropped.
+struct Unadmitted<C> {
+    shared: Arc<Shared<C>>,
+}
+
+impl<C> Drop for Unadmitted<C> {
+    fn drop(&mut self) {
+        let live = self.shared.unadmitted.fetch_sub(1, Ordering::AcqRel) - 1;
+        self.shared.metrics.unadmitted.set(live as i64);
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panicked holder leaves plain data behind; keep serving.
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Accepts connections until the endpoint closes.
+/// Accepts connections until the endpoint closes: a connection attempt
+/// from an address not validated yet is answered with a stateless retry;
+/// one over [`SharedSettings::max_unadmitted`] is refused.
 pub async fn accept<C: Chain + 'static>(endpoint: quinn::Endpoint, shared: Arc<Shared<C>>) {
     while let Some(incoming) = endpoint.accept().await {
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let remote = incoming.remote_address();
-            match incoming.await {
-                Ok(connection) => serve_connection(shared, connection).await,
-                Err(error) => debug!(%remote, %error, "handshake failed"),
+        if !incoming.remote_address_validated() {
+            shared.metrics.incoming("retried");
+            // Fails only for an attempt that already carries a retry token,
+            // whose address is then validated: not this branch.
+            if let Err(error) = incoming.retry() {
+                error.into_incoming().ignore();
             }
-        });
+            continue;
+        }
+        let Some(place) = shared.enter_unadmitted() else {
+            shared.metrics.incoming("refused_unadmitted_cap");
+            debug!(remote = %incoming.remote_address(), "refused: too many connections not admitted yet");
+            incoming.refuse();
+            continue;
+        };
+        shared.metrics.incoming("accepted");
+        tokio::spawn(serve_connection(Arc::clone(&shared), incoming, place));
     }
 }
 
@@ -232,23 +294,36 @@ fn refuse(metric: &'static str, reason: impl Into<String>) -> Refusal {
 
 async fn serve_connection<C: Chain + 'static>(
     shared: Arc<Shared<C>>,
-    connection: quinn::Connection,
+    incoming: quinn::Incoming,
+    place: Unadmitted<C>,
 ) {
-    let remote = connection.remote_address();
-    let Ok(Ok((send, recv))) =
-        tokio::time::timeout(shared.settings.join_deadline, connection.accept_bi()).await
+    let remote = incoming.remote_address();
+    // The handshake, the control stream and the join share one deadline.
+    let deadline = tokio::time::Instant::now() + shared.settings.join_deadline;
+    let connection = match tokio::time::timeout_at(deadline, incoming).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => {
+            shared.metrics.incoming("handshake_failed");
+            debug!(%remote, %error, "handshake failed");
+            return;
+        }
+        Err(_) => {
+            shared.metrics.incoming("handshake_timeout");
+            debug!(%remote, "handshake took longer than the join deadline");
+            return;
+        }
+    };
+    let Ok(Ok((send, recv))) = tokio::time::timeout_at(deadline, connection.accept_bi()).await
     else {
+        shared.metrics.join("no_control_stream");
         connection.close(close::PROTOCOL.into(), b"no control stream");
         return;
     };
     let mut reader = FrameReader::new(recv, JOIN_FRAME_LIMIT);
     let mut writer = FrameWriter::new(send, JOIN_FRAME_LIMIT);
-    let joined = tokio::time::timeout(
-        shared.settings.join_deadline,
-        join(&shared, &mut reader, &mut writer),
-    )
-    .await
-    .unwrap_or_else(|_| Err(refuse("timeout", "the join took longer than its deadline")));
+    let joined = tokio::time::timeout_at(deadline, join(&shared, &mut reader, &mut writer))
+        .await
+        .unwrap_or_else(|_| Err(refuse("timeout", "the join took longer than its deadline")));
     let address = match joined {
         Ok(address) => address,
         Err(refusal) => {
@@ -266,6 +341,8 @@ async fn serve_connection<C: Chain + 'static>(
             return;
         }
     };
+    drop(place);
+    fedstake_quic::admit(&connection);
     reader.set_limit(shared.settings.frame_limit);
     writer.set_limit(shared.settings.frame_limit);
     let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);

@@ -5,7 +5,9 @@
 //! announces an oversized frame is refused before a single payload byte is
 //! buffered: memory per connection is bounded by the limit, whatever the peer
 //! sends. [`FrameDecoder`] is sans-IO: the caller feeds it whatever bytes the
-//! stream produced and takes complete frames out.
+//! stream produced and takes complete frames out, in time linear in the
+//! bytes however small the frames (taken frames are skipped by an offset and
+//! compacted away once per push, not shifted out one by one).
 //!
 //! The protocol version is negotiated by TLS ALPN ([`ALPN`]); a peer that
 //! does not offer it never gets to send a frame.
@@ -55,7 +57,9 @@ pub fn encode_frame(payload: &[u8], limit: u32) -> Result<Vec<u8>, FrameError> {
 #[derive(Debug, Clone)]
 pub struct FrameDecoder {
     limit: u32,
+    /// Bytes pushed; those before `start` belong to frames already taken.
     buffer: Vec<u8>,
+    start: usize,
     /// Set once a frame was refused: everything after it is unparseable.
     failed: Option<FrameError>,
 }
@@ -66,6 +70,7 @@ impl FrameDecoder {
         FrameDecoder {
             limit,
             buffer: Vec::new(),
+            start: 0,
             failed: None,
         }
     }
@@ -79,8 +84,17 @@ impl FrameDecoder {
     /// Appends bytes read from the stream.
     pub fn push(&mut self, bytes: &[u8]) {
         if self.failed.is_none() {
+            // Drop the frames taken since the last push: each byte is moved
+            // at most once, as the unfinished frame left at a push.
+            self.buffer.drain(..self.start);
+            self.start = 0;
             self.buffer.extend_from_slice(bytes);
         }
+    }
+
+    /// The bytes pushed and not yet taken as frames.
+    fn pending(&self) -> &[u8] {
+        &self.buffer[self.start..]
     }
 
     /// The next complete frame's payload, `None` if more bytes are needed.
@@ -89,7 +103,7 @@ impl FrameDecoder {
         if let Some(error) = &self.failed {
             return Err(error.clone());
         }
-        let Some(header) = self.buffer.first_chunk::<HEADER_BYTES>() else {
+        let Some(header) = self.pending().first_chunk::<HEADER_BYTES>() else {
             return Ok(None);
         };
         let length = u32::from_be_bytes(*header);
@@ -99,17 +113,19 @@ impl FrameDecoder {
                 limit: self.limit,
             };
             self.buffer = Vec::new();
+            self.start = 0;
             self.failed = Some(error.clone());
             return Err(error);
         }
         let end = HEADER_BYTES + length as usize;
-        if self.buffer.len() < end {
+        let pending = self.pending().len();
+        if pending < end {
             // Reserve once for the whole frame (bounded by the limit).
-            self.buffer.reserve(end - self.buffer.len());
+            self.buffer.reserve(end - pending);
             return Ok(None);
         }
-        let payload = self.buffer[HEADER_BYTES..end].to_vec();
-        self.buffer.drain(..end);
+        let payload = self.pending()[HEADER_BYTES..end].to_vec();
+        self.start += end;
         Ok(Some(payload))
     }
 
@@ -118,15 +134,16 @@ impl FrameDecoder {
         if let Some(error) = &self.failed {
             return Err(error.clone());
         }
-        match self.buffer.first_chunk::<HEADER_BYTES>() {
-            None if self.buffer.is_empty() => Ok(()),
+        let pending = self.pending();
+        match pending.first_chunk::<HEADER_BYTES>() {
+            None if pending.is_empty() => Ok(()),
             None => Err(FrameError::Truncated {
-                missing: HEADER_BYTES - self.buffer.len(),
+                missing: HEADER_BYTES - pending.len(),
             }),
             Some(header) => {
                 let end = HEADER_BYTES + u32::from_be_bytes(*header) as usize;
                 Err(FrameError::Truncated {
-                    missing: end - self.buffer.len(),
+                    missing: end - pending.len(),
                 })
             }
         }

@@ -9,7 +9,7 @@
 //! made for one coordinator cannot be relayed to another, and the nonce
 //! means it cannot be replayed to the same one.
 
-use alloy_primitives::{Address, Signature, U256};
+use alloy_primitives::{Address, U256};
 
 /// Why a join signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,8 +53,7 @@ impl JoinChallenge {
 
     /// The address whose key produced `signature` over [`JoinChallenge::text`].
     pub fn signer(&self, signature: &[u8]) -> Result<Address, JoinError> {
-        let signature =
-            Signature::try_from(signature).map_err(|e| JoinError::Malformed(e.to_string()))?;
+        let signature = crate::parse_signature(signature).map_err(JoinError::Malformed)?;
         signature
             .recover_address_from_msg(self.text())
             .map_err(|e| JoinError::Malformed(e.to_string()))

@@ -28,4 +28,19 @@ mod submission;
 pub mod wire;
 
 pub use spec::{SpecError, TaskSpec};
+
+/// Parses a 65-byte `r || s || v` signature whose `v` is 27 or 28, the one
+/// encoding `ecrecover` on chain accepts. alloy alone also takes `v` as 0/1
+/// and as EIP-155 `35 + 2 * chain_id + parity`, so one signature would have
+/// several accepted byte strings, and a submission signed with another `v`
+/// would pass here and fail as slashing evidence on chain.
+pub(crate) fn parse_signature(bytes: &[u8]) -> Result<alloy_primitives::Signature, String> {
+    match bytes {
+        [.., 27 | 28] if bytes.len() == 65 => {
+            alloy_primitives::Signature::try_from(bytes).map_err(|e| e.to_string())
+        }
+        [.., v] if bytes.len() == 65 => Err(format!("recovery byte v is {v}, not 27 or 28")),
+        _ => Err(format!("{} bytes, not 65", bytes.len())),
+    }
+}
 pub use submission::{Submission, SubmissionError, domain as submission_domain};

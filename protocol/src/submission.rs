@@ -79,8 +79,7 @@ impl Submission {
         signature: &[u8],
         domain: &Eip712Domain,
     ) -> Result<Address, SubmissionError> {
-        let signature = Signature::try_from(signature)
-            .map_err(|e| SubmissionError::Malformed(e.to_string()))?;
+        let signature = crate::parse_signature(signature).map_err(SubmissionError::Malformed)?;
         signature
             .recover_address_from_prehash(&self.eip712_signing_hash(domain))
             .map_err(|e| SubmissionError::Malformed(e.to_string()))

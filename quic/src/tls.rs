@@ -1,6 +1,10 @@
 //! TLS 1.3 for QUIC: the coordinator's self-signed certificate, and clients
 //! that trust exactly one certificate, pinned by its SHA-256 fingerprint.
 //!
+//! The coordinator's transport bounds what an unauthenticated peer can make
+//! it buffer ([`UNADMITTED_RECEIVE_WINDOW`]) until [`admit`] opens the
+//! windows of an admitted client.
+//!
 //! There is no certificate authority: the sponsor publishes the fingerprint
 //! (in the task spec's `[coordinator]` section, or out of band) and a client
 //! refuses any other certificate. The handshake signature is still verified,
@@ -11,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fedstake_protocol::framing::ALPN;
+use fedstake_protocol::wire::JOIN_FRAME_LIMIT;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -22,6 +27,29 @@ use sha2::{Digest, Sha256};
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Keep-alive interval of both sides.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// Bytes a peer may have in flight to the coordinator, across all its
+/// streams, until [`admit`] raises it: everything an unauthenticated
+/// connection can make the coordinator buffer. Four join frames
+/// ([`JOIN_FRAME_LIMIT`], 16 KiB), where a join needs two frames of under
+/// 200 bytes. quinn's default (unbounded connection window, 100 + 100
+/// streams of 1.25 MB each) let one connection buffer about 250 MB.
+pub const UNADMITTED_RECEIVE_WINDOW: u32 = 4 * JOIN_FRAME_LIMIT;
+
+/// Streams a peer may have open until [`admit`]: the control stream only.
+const UNADMITTED_BIDI_STREAMS: u32 = 1;
+
+/// Receive window of each stream, and of an admitted connection as a whole.
+/// Flow control, not a size limit (frames are bounded by the task's frame
+/// limit): it bounds what quinn buffers for one admitted client, and 8 MiB
+/// lets a masked input of a million coordinates (4 MB) arrive without
+/// waiting for a window update.
+pub const ADMITTED_RECEIVE_WINDOW: u32 = 8 << 20;
+
+/// Bidirectional streams an admitted client may have open at once: its
+/// control stream and model downloads (one per attempt it is drawn for;
+/// a spare for a download still closing while the next starts).
+pub const ADMITTED_BIDI_STREAMS: u32 = 3;
 
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +71,7 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-fn transport() -> Arc<quinn::TransportConfig> {
+fn transport() -> quinn::TransportConfig {
     let mut transport = quinn::TransportConfig::default();
     // Infallible: 60 s is far below QUIC's 2^62 ms limit.
     transport.max_idle_timeout(Some(
@@ -52,7 +80,29 @@ fn transport() -> Arc<quinn::TransportConfig> {
             .expect("60 s is a valid idle timeout"),
     ));
     transport.keep_alive_interval(Some(KEEP_ALIVE));
+    transport
+}
+
+/// The coordinator's transport: the windows of a connection not admitted
+/// yet ([`UNADMITTED_RECEIVE_WINDOW`], one stream), no unidirectional
+/// streams and no datagrams (the protocol uses neither, and quinn would
+/// buffer unread ones).
+fn server_transport() -> Arc<quinn::TransportConfig> {
+    let mut transport = transport();
+    transport
+        .receive_window(UNADMITTED_RECEIVE_WINDOW.into())
+        .stream_receive_window(ADMITTED_RECEIVE_WINDOW.into())
+        .max_concurrent_bidi_streams(UNADMITTED_BIDI_STREAMS.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .datagram_receive_buffer_size(None);
     Arc::new(transport)
+}
+
+/// Raises an admitted client's connection to [`ADMITTED_RECEIVE_WINDOW`]
+/// and [`ADMITTED_BIDI_STREAMS`] (model downloads).
+pub fn admit(connection: &quinn::Connection) {
+    connection.set_receive_window(ADMITTED_RECEIVE_WINDOW.into());
+    connection.set_max_concurrent_bi_streams(ADMITTED_BIDI_STREAMS.into());
 }
 
 /// The coordinator's QUIC server configuration: TLS 1.3 with `certificate`
@@ -66,7 +116,7 @@ pub fn server_config(certificate: Vec<u8>, key: Vec<u8>) -> Result<quinn::Server
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(transport());
+    config.transport_config(server_transport());
     Ok(config)
 }
 
@@ -86,7 +136,7 @@ pub fn client_config(pinned: [u8; 32]) -> Result<quinn::ClientConfig, TlsError> 
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(transport());
+    config.transport_config(Arc::new(transport()));
     Ok(config)
 }
 

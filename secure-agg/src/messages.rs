@@ -16,6 +16,14 @@
 //! is checked against [`DecodeLimits`] before anything is allocated; decoding
 //! refuses truncated input, trailing bytes and wrong fixed lengths with specific
 //! errors. Server messages use the sender index [`SERVER_SENDER`].
+//!
+//! Nesting is one level deep: [`Body::KeysDelivery`] and
+//! [`Body::UnmaskingRequest`] carry signed messages of one leaf kind
+//! ([`NestedKind`]), whose kind byte is checked before their body is
+//! decoded, so a nested message can never itself nest messages and decoding
+//! never recurses further, whatever the bytes. (A decoder that checked the
+//! kind after decoding recursed once per 126 bytes: one 2 MB frame overflowed
+//! the coordinator's stack.)
 
 use thiserror::Error;
 
@@ -96,6 +104,25 @@ pub enum MessageError {
     /// Signing failed.
     #[error("signing failed: {0}")]
     Signing(IdentityError),
+}
+
+/// The kinds that may be nested inside another message: leaves, which
+/// never contain messages themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NestedKind {
+    /// In [`Body::KeysDelivery`].
+    AdvertiseKeys,
+    /// In [`Body::UnmaskingRequest`].
+    ConsistencyResponse,
+}
+
+impl NestedKind {
+    fn kind(self) -> MessageKind {
+        match self {
+            NestedKind::AdvertiseKeys => MessageKind::AdvertiseKeys,
+            NestedKind::ConsistencyResponse => MessageKind::ConsistencyResponse,
+        }
+    }
 }
 
 /// Bounds applied when decoding untrusted bytes.
@@ -325,7 +352,7 @@ impl Body {
                 encryption_public_key: reader.array("encryption public key")?,
             }),
             MessageKind::KeysDelivery => {
-                Body::KeysDelivery(decode_messages(reader, limits, MessageKind::AdvertiseKeys)?)
+                Body::KeysDelivery(decode_messages(reader, limits, NestedKind::AdvertiseKeys)?)
             }
             MessageKind::ShareKeys | MessageKind::SharesDelivery => {
                 let count = reader.count("share boxes", members)?;
@@ -362,7 +389,7 @@ impl Body {
                 consistency_responses: decode_messages(
                     reader,
                     limits,
-                    MessageKind::ConsistencyResponse,
+                    NestedKind::ConsistencyResponse,
                 )?,
             },
             MessageKind::UnmaskingResponse => {
@@ -549,22 +576,23 @@ fn decode_indices(
         .collect())
 }
 
+/// Nested messages of the leaf kind `expected`: each one's kind byte is
+/// checked before anything else of it is read, so this never recurses
+/// beyond one level.
 fn decode_messages(
     reader: &mut Reader<'_>,
     limits: &DecodeLimits,
-    expected: MessageKind,
+    expected: NestedKind,
 ) -> Result<Vec<SignedMessage>, MessageError> {
+    let expected = expected.kind();
     let count = reader.count("nested messages", u64::from(limits.max_members))?;
     let mut messages = Vec::with_capacity(count.min(reader.remaining() / HEADER_BYTES));
     for _ in 0..count {
-        let message = SignedMessage::read(reader, limits)?;
-        if message.kind() != expected {
-            return Err(MessageError::WrongNestedKind {
-                expected,
-                got: message.kind(),
-            });
+        let got = MessageKind::from_byte(reader.peek_byte("nested kind")?)?;
+        if got != expected {
+            return Err(MessageError::WrongNestedKind { expected, got });
         }
-        messages.push(message);
+        messages.push(SignedMessage::read(reader, limits)?);
     }
     Ok(messages)
 }
@@ -576,6 +604,14 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn remaining(&self) -> usize {
         self.bytes.len()
+    }
+
+    fn peek_byte(&self, field: &'static str) -> Result<u8, MessageError> {
+        self.bytes.first().copied().ok_or(MessageError::Truncated {
+            field,
+            needed: 1,
+            remaining: 0,
+        })
     }
 
     fn bytes(&mut self, field: &'static str, needed: usize) -> Result<&'a [u8], MessageError> {

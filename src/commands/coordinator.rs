@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// Most clients admitted at once.
     #[arg(long, default_value_t = 10_000)]
     max_clients: usize,
+    /// Most connections in their QUIC handshake or join at once; more are
+    /// refused until some are admitted or time out.
+    #[arg(long, default_value_t = fedstake_coordinator::server::DEFAULT_MAX_UNADMITTED)]
+    max_unadmitted: usize,
     /// Seed of the initial model.
     #[arg(long, default_value_t = 0)]
     init_seed: u64,
@@ -75,6 +79,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         root,
         init_seed: args.init_seed,
         max_clients: args.max_clients,
+        max_unadmitted: args.max_unadmitted,
         names: args.name.clone(),
     };
     let coordinator = Coordinator::start(config, std::sync::Arc::new(connected.ledger))

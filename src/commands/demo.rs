@@ -145,6 +145,7 @@ async fn demo(spec: TaskSpec, args: &DemoArgs) -> anyhow::Result<()> {
             root: None,
             init_seed: args.seed,
             max_clients: CLIENTS,
+            max_unadmitted: fedstake_coordinator::server::DEFAULT_MAX_UNADMITTED,
             names: Vec::new(),
         },
         Arc::clone(&ledger),

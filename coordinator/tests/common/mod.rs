@@ -212,6 +212,7 @@ impl Net {
             root: None,
             init_seed: 1,
             max_clients,
+            max_unadmitted: fedstake_coordinator::server::DEFAULT_MAX_UNADMITTED,
             names: Vec::new(),
         }
     }
