@@ -104,9 +104,7 @@ static SERVER_SAMPLES: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
             model_hash: [6; 32],
             model_bytes: 1 << 40,
             role: Role::SecAgg {
-                group: 3,
-                index: 1,
-                members: vec![[7; 20], [8; 20], [9; 20]],
+                cohort: vec![[7; 20], [8; 20], [9; 20]],
             },
         }),
         ServerMessage::Round(RoundAnnouncement {
