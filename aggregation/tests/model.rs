@@ -124,3 +124,84 @@ fn content_hash_depends_on_values_names_and_shapes() {
     );
     assert_eq!(base.content_hash_hex().len(), 64);
 }
+
+mod hostile_bytes {
+    //! A model file is what a coordinator sends every client (and what a
+    //! user points a command at): random bytes and mutations of a valid file
+    //! (bits flipped, cut short, bytes inserted, a shape inflated) never
+    //! panic, and what is accepted against a layout has exactly its
+    //! parameters. `PROPTEST_CASES` raises the number of cases.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn file() -> Vec<u8> {
+        model().to_safetensors().unwrap()
+    }
+
+    /// The file with `at` in its JSON header replaced by `with` (same
+    /// length not required: the header length prefix is rewritten).
+    fn with_header_edit(bytes: &[u8], at: &str, with: &str) -> Vec<u8> {
+        let length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&bytes[8..8 + length]).unwrap();
+        let header = header.replacen(at, with, 1);
+        let mut out = (header.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(&bytes[8 + length..]);
+        out
+    }
+
+    fn accepted_consistently(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let _ = Model::from_safetensors(bytes, None);
+        if let Ok(model) = Model::from_safetensors(bytes, Some(&layout())) {
+            prop_assert_eq!(model.params().len(), layout().num_params());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn huge_shapes_are_refused_not_overflowed() {
+        for shape in ["[2,3]", "[2]"] {
+            for huge in ["[4294967296,4294967296]", "[18446744073709551615,2]", "[0]"] {
+                let bytes = with_header_edit(&file(), shape, huge);
+                assert!(Model::from_safetensors(&bytes, None).is_err(), "{huge}");
+                assert!(
+                    Model::from_safetensors(&bytes, Some(&layout())).is_err(),
+                    "{huge}"
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000)
+        ))]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            accepted_consistently(&bytes)?;
+        }
+
+        #[test]
+        fn mutated_files_never_panic(
+            flips in prop::collection::vec((any::<prop::sample::Index>(), 0u8..8), 0..4),
+            cut in proptest::option::of(any::<prop::sample::Index>()),
+            insert in proptest::option::of((any::<prop::sample::Index>(), prop::collection::vec(any::<u8>(), 1..12))),
+        ) {
+            let mut bytes = file();
+            for (at, bit) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] ^= 1 << bit;
+            }
+            if let Some((at, inserted)) = insert {
+                let i = at.index(bytes.len());
+                bytes.splice(i..i, inserted);
+            }
+            if let Some(at) = cut {
+                let i = at.index(bytes.len());
+                bytes.truncate(i);
+            }
+            accepted_consistently(&bytes)?;
+        }
+    }
+}
