@@ -9,65 +9,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use common::{Net, plain_median_spec, secagg_spec, setup};
 use fedstake_client::run_client;
 use fedstake_coordinator::{Coordinator, CoordinatorConfig};
-use fedstake_protocol::join::JoinChallenge;
 use fedstake_protocol::wire::{
-    ClientMessage, JOIN_FRAME_LIMIT, ServerMessage, decode_server, encode, task_frame_limit,
+    ClientMessage, ServerMessage, decode_server, encode, task_frame_limit,
 };
 use fedstake_quic::{FrameReader, FrameWriter, close};
 use fedstake_secure_agg::messages::{HEADER_BYTES, MessageKind};
 
-/// An admitted raw connection of `signer`.
+/// An admitted raw connection of `signer`, its frame limits raised to the
+/// task's.
 async fn join_as(
     coordinator: SocketAddr,
     fingerprint: [u8; 32],
     net: &Net,
     signer: &PrivateKeySigner,
 ) -> (quinn::Connection, FrameReader, FrameWriter) {
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(fedstake_quic::client_config(fingerprint).unwrap());
-    let connection = endpoint
-        .connect(coordinator, "localhost")
-        .unwrap()
-        .await
-        .unwrap();
-    let (send, recv) = connection.open_bi().await.unwrap();
-    let mut writer = FrameWriter::new(send, JOIN_FRAME_LIMIT);
-    let mut reader = FrameReader::new(recv, JOIN_FRAME_LIMIT);
-    writer
-        .send(&encode(&ClientMessage::Hello {
-            task_id: net.task_id.to_be_bytes(),
-            address: signer.address().into_array(),
-        }))
-        .await
-        .unwrap();
-    let ServerMessage::Challenge {
-        nonce,
-        certificate_sha256,
-        ..
-    } = decode_server(&reader.next().await.unwrap()).unwrap()
-    else {
-        panic!("no challenge");
-    };
-    let challenge = JoinChallenge {
-        task_id: net.task_id,
-        nonce,
-        certificate_sha256,
-    };
-    let signature = signer
-        .sign_message_sync(challenge.text().as_bytes())
-        .unwrap();
-    writer
-        .send(&encode(&ClientMessage::JoinSignature {
-            signature: signature.as_bytes().to_vec(),
-        }))
-        .await
-        .unwrap();
-    let answer = decode_server(&reader.next().await.unwrap()).unwrap();
+    let (connection, mut reader, mut writer, answer) =
+        common::join_as(coordinator, fingerprint, net, signer).await;
     assert!(matches!(answer, ServerMessage::Admitted(_)), "{answer:?}");
     let limit = task_frame_limit(net.spec.parameter_count().unwrap() as usize).unwrap();
     reader.set_limit(limit);

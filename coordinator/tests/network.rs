@@ -8,17 +8,15 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use alloy::primitives::Address;
-use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
-use common::{Net, client_seed, secagg_spec, setup};
+use common::{client_seed, join_as, join_raw, secagg_spec, setup};
 use fedstake_aggregation::Model;
 use fedstake_client::{Behaviour, ClientRunError, CrashPoint, run_client};
 use fedstake_coordinator::{Store, StoredRound};
-use fedstake_protocol::join::JoinChallenge;
 use fedstake_protocol::wire::{
-    ClientMessage, JOIN_FRAME_LIMIT, Role, ServerMessage, decode_server, encode, task_frame_limit,
+    ClientMessage, Role, ServerMessage, decode_server, encode, task_frame_limit,
 };
-use fedstake_quic::{FrameReader, FrameWriter, NetError, close};
+use fedstake_quic::{NetError, close};
 use fedstake_round::{Plan, SettledRound, seat_of};
 use fedstake_secure_agg::client::ClientSession;
 use fedstake_secure_agg::grouping::RoundId;
@@ -199,70 +197,6 @@ async fn twenty_clients_lose_a_fifth_at_random_phases_and_every_sum_is_exactly_t
     let total: u128 = settled.iter().map(SettledRound::total).sum();
     assert_eq!(task.postedTotal, alloy::primitives::U256::from(total));
     assert_eq!(task.lastPostedRound, u64::from(rounds));
-}
-
-/// A raw connection that has sent Hello and answered the challenge with a
-/// signature by `signer`, claiming `claimed`; returns the coordinator's
-/// answer.
-async fn join_raw(
-    coordinator: SocketAddr,
-    fingerprint: [u8; 32],
-    net: &Net,
-    claimed: Address,
-    signer: &PrivateKeySigner,
-) -> (quinn::Connection, FrameReader, FrameWriter, ServerMessage) {
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(fedstake_quic::client_config(fingerprint).unwrap());
-    let connection = endpoint
-        .connect(coordinator, "localhost")
-        .unwrap()
-        .await
-        .unwrap();
-    let (send, recv) = connection.open_bi().await.unwrap();
-    let mut writer = FrameWriter::new(send, JOIN_FRAME_LIMIT);
-    let mut reader = FrameReader::new(recv, JOIN_FRAME_LIMIT);
-    let task_id = net.task_id.to_be_bytes::<32>();
-    writer
-        .send(&encode(&ClientMessage::Hello {
-            task_id,
-            address: claimed.into_array(),
-        }))
-        .await
-        .unwrap();
-    let ServerMessage::Challenge {
-        nonce,
-        certificate_sha256,
-        ..
-    } = decode_server(&reader.next().await.unwrap()).unwrap()
-    else {
-        panic!("no challenge");
-    };
-    let challenge = JoinChallenge {
-        task_id: net.task_id,
-        nonce,
-        certificate_sha256,
-    };
-    let signature = signer
-        .sign_message_sync(challenge.text().as_bytes())
-        .unwrap();
-    writer
-        .send(&encode(&ClientMessage::JoinSignature {
-            signature: signature.as_bytes().to_vec(),
-        }))
-        .await
-        .unwrap();
-    let answer = decode_server(&reader.next().await.unwrap()).unwrap();
-    (connection, reader, writer, answer)
-}
-
-/// [`join_raw`] claiming the signer's own address.
-async fn join_as(
-    coordinator: SocketAddr,
-    fingerprint: [u8; 32],
-    net: &Net,
-    signer: &PrivateKeySigner,
-) -> (quinn::Connection, FrameReader, FrameWriter, ServerMessage) {
-    join_raw(coordinator, fingerprint, net, signer.address(), signer).await
 }
 
 /// Asserts that the counter `name{name="label"}` of the metrics `text` is

@@ -7,12 +7,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
+use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use fedstake_client::{Behaviour, ClientOptions, CrashPoint, Reconnect, TrainerFactory};
 use fedstake_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError};
 use fedstake_ledger::chain::{Chain, EmbeddedChain};
 use fedstake_ledger::{Ledger, embedded_defaults, mint_test_token};
+use fedstake_protocol::join::JoinChallenge;
 use fedstake_protocol::spec::{DEFAULT_CHAIN_ID, TaskSpec};
+use fedstake_protocol::wire::{
+    ClientMessage, JOIN_FRAME_LIMIT, ServerMessage, decode_server, encode,
+};
+use fedstake_quic::{FrameReader, FrameWriter};
 use fedstake_training::data::{Dataset, SyntheticSpec, synthetic};
 use fedstake_training::trainer::{BackendOptions, build_trainer};
 
@@ -298,4 +304,68 @@ pub fn client_options(
         crash,
         seed,
     }
+}
+
+/// A raw connection that has sent Hello and answered the challenge with a
+/// signature by `signer`, claiming `claimed`; returns the coordinator's
+/// answer.
+pub async fn join_raw(
+    coordinator: SocketAddr,
+    fingerprint: [u8; 32],
+    net: &Net,
+    claimed: Address,
+    signer: &PrivateKeySigner,
+) -> (quinn::Connection, FrameReader, FrameWriter, ServerMessage) {
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(fedstake_quic::client_config(fingerprint).unwrap());
+    let connection = endpoint
+        .connect(coordinator, "localhost")
+        .unwrap()
+        .await
+        .unwrap();
+    let (send, recv) = connection.open_bi().await.unwrap();
+    let mut writer = FrameWriter::new(send, JOIN_FRAME_LIMIT);
+    let mut reader = FrameReader::new(recv, JOIN_FRAME_LIMIT);
+    let task_id = net.task_id.to_be_bytes::<32>();
+    writer
+        .send(&encode(&ClientMessage::Hello {
+            task_id,
+            address: claimed.into_array(),
+        }))
+        .await
+        .unwrap();
+    let ServerMessage::Challenge {
+        nonce,
+        certificate_sha256,
+        ..
+    } = decode_server(&reader.next().await.unwrap()).unwrap()
+    else {
+        panic!("no challenge");
+    };
+    let challenge = JoinChallenge {
+        task_id: net.task_id,
+        nonce,
+        certificate_sha256,
+    };
+    let signature = signer
+        .sign_message_sync(challenge.text().as_bytes())
+        .unwrap();
+    writer
+        .send(&encode(&ClientMessage::JoinSignature {
+            signature: signature.as_bytes().to_vec(),
+        }))
+        .await
+        .unwrap();
+    let answer = decode_server(&reader.next().await.unwrap()).unwrap();
+    (connection, reader, writer, answer)
+}
+
+/// [`join_raw`] claiming the signer's own address.
+pub async fn join_as(
+    coordinator: SocketAddr,
+    fingerprint: [u8; 32],
+    net: &Net,
+    signer: &PrivateKeySigner,
+) -> (quinn::Connection, FrameReader, FrameWriter, ServerMessage) {
+    join_raw(coordinator, fingerprint, net, signer.address(), signer).await
 }
