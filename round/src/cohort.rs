@@ -204,11 +204,6 @@ impl<P: Ord + Clone> SpentInputs<P> {
         self.spent.extend(members);
     }
 
-    /// Whether `client` has spent its input of the round.
-    pub fn contains(&self, client: &P) -> bool {
-        self.spent.contains(client)
-    }
-
     /// The `eligible` clients a further attempt of the round may draw
     /// from, or `None` when the round must be skipped: some inputs of the
     /// round are spent and fewer than `cohort.min` clients are left.
